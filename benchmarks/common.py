@@ -1,0 +1,79 @@
+"""Timing and reporting shared by the benchmarks: warm-up, repeated runs, median and
+spread, a description of the machine, and Markdown + JSON reports written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Sequence
+
+from runtime.files import write_text_atomic
+
+
+@dataclass
+class Timing:
+    """Seconds per run: median, min, max, inter-quartile range, and every run."""
+
+    name: str
+    median: float
+    min: float
+    max: float
+    iqr: float
+    runs: List[float]
+
+
+def time_it(name: str, fn: Callable[[], object], runs: int = 5, warmup: int = 1) -> Timing:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
+    return Timing(name, statistics.median(samples), min(samples), max(samples),
+                  quartiles[2] - quartiles[0], samples)
+
+
+def machine() -> Dict[str, object]:
+    """CPU model, core count and library versions."""
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    info = {"cpu": cpu, "logical_cores": os.cpu_count(), "python": platform.python_version(),
+            "platform": platform.platform()}
+    try:
+        import torch
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    except ImportError:
+        pass
+    return info
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_report(stem: str, title: str, body: str, data: Dict[str, object]) -> List[str]:
+    """Write ``stem``.md and ``stem``.json; returns the two paths."""
+    data = {"title": title, "machine": machine(), **data}
+    env = "\n".join(f"- {k}: {v}" for k, v in data["machine"].items())
+    md = f"# {title}\n\n{body}\n\n## Machine\n{env}\n"
+    write_text_atomic(stem + ".md", md)
+    write_text_atomic(stem + ".json", json.dumps(data, indent=1, default=_plain))
+    return [stem + ".md", stem + ".json"]
+
+
+def _plain(value):
+    if hasattr(value, "__dataclass_fields__"):
+        return asdict(value)
+    return str(value)

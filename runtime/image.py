@@ -1,0 +1,127 @@
+"""Checking and converting input images to the RGB uint8 arrays the model expects.
+
+Shapes: H, W image height and width in pixels.
+
+Every entry point (``MaskRCNN.detect``, the datasets, the runtime) passes user images
+through :func:`to_rgb_uint8`, so odd inputs are handled the same way everywhere:
+
+=====================  ==============================================================
+input                  result
+=====================  ==============================================================
+uint8 [H,W,3]          used as is (RGB order is assumed)
+uint8 [H,W] / [H,W,1]  grayscale, replicated to 3 channels
+uint8 [H,W,4]          RGBA, the alpha channel is dropped (as Matterport does)
+uint16 (any of above)  16-bit, scaled to 8 bits: round(v * 255 / 65535)
+other integer dtypes   accepted when every value lies in 0..255, else an error
+float, bool, complex   an error: the value range is ambiguous, convert to uint8 first
+side < MIN_IMAGE_SIDE  an error (nothing can be detected in a 1x1 image)
+H*W > MAX_IMAGE_PIXELS an error (full-size masks of such an image do not fit in memory)
+=====================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Union
+
+import numpy as np
+
+MIN_IMAGE_SIDE = 8
+MAX_IMAGE_PIXELS = 1 << 26  # 67 megapixels, e.g. 8192 x 8192
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class ImageError(ValueError):
+    """An image that cannot be used; the message names the image and the problem."""
+
+
+def to_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """Return ``image`` as a C-contiguous uint8 [H,W,3] RGB array (see the module table).
+
+    ``name`` identifies the image in error messages (an index or a file path).
+    """
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"{name}: expected a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        channels = image.shape[2]
+    elif image.ndim == 2:
+        channels = 1
+    else:
+        raise ImageError(
+            f"{name}: expected an image of shape [H,W], [H,W,1], [H,W,3] or [H,W,4], "
+            f"got shape {list(image.shape)}"
+        )
+    height, width = image.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise ImageError(
+            f"{name}: image is {height}x{width} pixels; each side must be at least "
+            f"{MIN_IMAGE_SIDE} pixels"
+        )
+    if height * width > MAX_IMAGE_PIXELS:
+        raise ImageError(
+            f"{name}: image is {height}x{width} pixels, more than {MAX_IMAGE_PIXELS} "
+            f"pixels; downscale it first (full-size masks would not fit in memory)"
+        )
+    image = _to_uint8(image, name)
+    if channels == 1:
+        image = image.reshape(height, width, 1)
+        image = np.repeat(image, 3, axis=2)
+    elif channels == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image)
+
+
+def _to_uint8(image: np.ndarray, name: str) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    if image.dtype == np.uint16:
+        scaled = (image.astype(np.uint32) * 255 + 32767) // 65535
+        return scaled.astype(np.uint8)
+    if np.issubdtype(image.dtype, np.integer):
+        lo, hi = int(image.min()), int(image.max())
+        if lo < 0 or hi > 255:
+            raise ImageError(
+                f"{name}: integer image of dtype {image.dtype} has values {lo}..{hi}, "
+                f"outside 0..255; convert it to uint8 first"
+            )
+        return image.astype(np.uint8)
+    raise ImageError(
+        f"{name}: images must be uint8 (or uint16) RGB, got dtype {image.dtype}; "
+        f"for float images in 0..1 use (img * 255).round().astype(np.uint8)"
+    )
+
+
+def load_image(path: PathLike) -> np.ndarray:
+    """Read an image file into an RGB uint8 [H,W,3] array.
+
+    Palette, grayscale, 16-bit and RGBA files are converted as in :func:`to_rgb_uint8`.
+    EXIF orientation is not applied (annotations refer to the stored pixels).
+    Raises :class:`ImageError` naming the file when it is missing or unreadable.
+    """
+    from PIL import Image, UnidentifiedImageError  # Pillow is only needed to read files
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ImageError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as pil:
+            pil.load()
+            array = _pil_to_array(pil)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ImageError(f"{path}: cannot read image ({exc})") from exc
+    return to_rgb_uint8(array, name=path)
+
+
+def _pil_to_array(pil) -> np.ndarray:
+    """Pillow image -> uint8 or uint16 numpy array with 1, 3 or 4 channels."""
+    if pil.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(pil, dtype=np.uint16)
+    if pil.mode == "I":  # 32-bit integer: 16-bit PNGs often open this way
+        array = np.asarray(pil)
+        return array.astype(np.uint16) if array.max() > 255 else array.astype(np.uint8)
+    if pil.mode in ("L", "RGB", "RGBA"):
+        return np.asarray(pil)
+    if pil.mode in ("LA", "PA") or "transparency" in pil.info:
+        return np.asarray(pil.convert("RGBA"))
+    return np.asarray(pil.convert("RGB"))

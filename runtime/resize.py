@@ -1,0 +1,78 @@
+"""Bilinear resizing that reproduces scikit-image, without scikit-image.
+
+Matterport resizes images (molding) and 28x28 mask probabilities (unmolding) with
+``skimage.transform.resize(x, shape, order=1, mode="constant", anti_aliasing=False)``.
+That call samples output pixel centres, ``x_in = (x_out + 0.5) * in / out - 0.5``,
+interpolates bilinearly in float64 with zeros outside the image (scipy's
+"grid-constant" mode), and clips the result to the input's value range. This module
+does the same arithmetic in the same order, so results are bit-identical to
+scikit-image 0.26 (tests/runtime/test_resize.py checks it on random inputs).
+
+Shapes: H, W input size; h, w output size; C optional channels.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+
+
+def _taps(n_in: int, n_out: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output index: the lower input neighbour and the two bilinear weights.
+
+    Neighbour indices are shifted by +1 and clamped to [0, n_in + 1], the positions of
+    a one-pixel zero border, so out-of-range neighbours read 0 (grid-constant).
+    """
+    coord = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    lower = np.floor(coord)
+    frac = coord - lower
+    lower = lower.astype(np.int64)
+    first = np.clip(lower + 1, 0, n_in + 1)
+    second = np.clip(lower + 2, 0, n_in + 1)
+    return np.stack([first, second]), 1.0 - frac, frac
+
+
+def resize_bilinear(image: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
+    """Resize [H,W] or [H,W,C] ``image`` to ``shape`` = (h, w) like scikit-image.
+
+    Returns float64 for integer input (``preserve_range=True`` semantics) and the
+    input dtype for float input, values clipped to the input's [min, max].
+    """
+    height, width = image.shape[:2]
+    out_h, out_w = int(shape[0]), int(shape[1])
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"resize target must be at least 1x1, got {out_h}x{out_w}")
+    src = image.astype(np.float64)
+    padded = np.zeros((height + 2, width + 2) + src.shape[2:], np.float64)
+    padded[1:-1, 1:-1] = src
+
+    (y_a, y_b), wy0, wy1 = _taps(height, out_h)
+    (x_a, x_b), wx0, wx1 = _taps(width, out_w)
+    extra = (None,) * (src.ndim - 2)  # broadcast weights over channels
+    wy0, wy1 = wy0[(slice(None), None) + extra], wy1[(slice(None), None) + extra]
+    wx0, wx1 = wx0[(None, slice(None)) + extra], wx1[(None, slice(None)) + extra]
+
+    # Same summation order as scipy's spline loop: (y0,x0), (y0,x1), (y1,x0), (y1,x1),
+    # each term computed as value * wy * wx.
+    out = padded[y_a[:, None], x_a[None, :]] * wy0 * wx0
+    out += padded[y_a[:, None], x_b[None, :]] * wy0 * wx1
+    out += padded[y_b[:, None], x_a[None, :]] * wy1 * wx0
+    out += padded[y_b[:, None], x_b[None, :]] * wy1 * wx1
+
+    out = _clip_to_input_range(out, src)
+    if np.issubdtype(image.dtype, np.floating):
+        return out.astype(image.dtype)
+    return out
+
+
+def _clip_to_input_range(out: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """scikit-image's clip=True: clip to [min, max] of the input, but keep exact zeros
+    (the fill value) when 0 lies outside that range."""
+    lo, hi = src.min(), src.max()
+    keep_zeros = not (lo <= 0.0 <= hi)
+    zeros = out == 0.0 if keep_zeros else None
+    np.clip(out, lo, hi, out=out)
+    if keep_zeros:
+        out[zeros] = 0.0
+    return out

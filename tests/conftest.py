@@ -1,0 +1,102 @@
+"""Shared fixtures: Matterport's reference tensors (when present) and small models.
+
+The reference folder (../shared/reference/matterport beside the repository, or
+$MRCNN_REFERENCE_DIR) holds tensors from running Matterport's own code; tests that
+need it are skipped with the reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.config import Config
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = Path(os.environ.get("MRCNN_REFERENCE_DIR", REPO.parent / "shared" / "reference" / "matterport"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+class TinyConfig(Config):
+    """A small, fast model for tests (ResNet50, 128x128 input, narrow heads)."""
+
+    NAME = "tiny"
+    BACKBONE = "resnet50"
+    NUM_CLASSES = 3
+    IMAGES_PER_GPU = 1
+    IMAGE_MIN_DIM = 128
+    IMAGE_MAX_DIM = 128
+    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
+    TOP_DOWN_PYRAMID_SIZE = 64
+    FPN_CLASSIF_FC_LAYERS_SIZE = 64
+    POST_NMS_ROIS_INFERENCE = 200
+    PRE_NMS_LIMIT = 1000
+    DETECTION_MIN_CONFIDENCE = 0.0
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> Config:
+    return TinyConfig()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_config):
+    """A deterministic random-weight TinyConfig model in eval mode (do not mutate)."""
+    from model.maskrcnn import MaskRCNN
+
+    torch.manual_seed(0)
+    return MaskRCNN(tiny_config).eval()
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """The reference folder's arrays, or a skip saying why there are none."""
+    if not (REFERENCE_DIR / "outputs.npz").is_file():
+        pytest.skip(f"Matterport reference tensors not found at {REFERENCE_DIR} "
+                    f"(set MRCNN_REFERENCE_DIR); fidelity is then checked only on generated files")
+    config = json.loads((REFERENCE_DIR / "config.json").read_text())
+    return {
+        "dir": REFERENCE_DIR,
+        "config": Config.from_dict(config["config"]),
+        "class_names": config["class_names"],
+        "inputs": dict(np.load(REFERENCE_DIR / "inputs.npz")),
+        "outputs": np.load(REFERENCE_DIR / "outputs.npz"),
+    }
+
+
+@pytest.fixture(scope="session")
+def reference_weights_module(reference):
+    """The reference folder's write_weights.py, imported from its file."""
+    spec = importlib.util.spec_from_file_location("write_weights", reference["dir"] / "write_weights.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def reference_h5(reference_weights_module, tmp_path_factory) -> Path:
+    """Matterport's synthetic weights written in the exact Keras layout (256 MB, temp)."""
+    ww = reference_weights_module
+    manifest = ww.load_manifest()
+    values = ww.generate_all(manifest)
+    assert ww.check(manifest, values) == 0, "recipe does not reproduce the manifest hashes"
+    path = tmp_path_factory.mktemp("reference") / "mrcnn_shapes_r101_synthetic.h5"
+    ww.write_h5(str(path), manifest, values)
+    return path
+
+
+@pytest.fixture(scope="session")
+def reference_model(reference, reference_h5):
+    from model.h5_weights import load_h5_weights
+    from model.maskrcnn import MaskRCNN
+
+    model = MaskRCNN(reference["config"]).eval()
+    load_h5_weights(model, str(reference_h5))
+    return model
