@@ -76,3 +76,20 @@ def _clip_to_input_range(out: np.ndarray, src: np.ndarray) -> np.ndarray:
     if keep_zeros:
         out[zeros] = 0.0
     return out
+
+
+def zoom_nearest(masks: np.ndarray, scale: float) -> np.ndarray:
+    """Scale [H,W,...] ``masks`` by ``scale`` with nearest neighbours, like Matterport's
+    ``scipy.ndimage.zoom(mask, [scale, scale, 1], order=0)``: output size round(H*scale),
+    corners aligned (input index = round_half_up(out * (H-1)/(h-1))).
+
+    One deliberate difference: when (h-1) * ((H-1)/(h-1)) rounds one ulp above H-1,
+    scipy treats the last output row (or column) as outside the image and leaves it
+    empty; here it takes the last input row, as intended.
+    """
+    indices = []
+    for size in masks.shape[:2]:
+        out = int(round(size * scale))
+        step = (size - 1) / (out - 1) if out > 1 else 1.0
+        indices.append(np.floor(np.arange(out) * step + 0.5).astype(np.int64).clip(0, size - 1))
+    return masks[indices[0][:, None], indices[1][None, :]]

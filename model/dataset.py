@@ -1,0 +1,170 @@
+"""Datasets with Matterport's API: ``Dataset`` and the synthetic ``ShapesDataset``.
+
+Shapes: N instances, h, w image size. Masks are bool [h,w,N]; class ids int32 [N]
+(negative for COCO crowd regions, as Matterport does).
+
+Subclass ``Dataset`` as in Matterport: ``add_class``/``add_image`` in a loader method,
+override ``load_mask`` (and ``load_image`` when images are not files), then ``prepare()``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from runtime.image import load_image
+
+
+class Dataset:
+    """Base class: classes from one or more sources, images, and their masks."""
+
+    def __init__(self, class_map=None):
+        self._image_ids = np.zeros(0, dtype=np.int64)
+        self.image_info: List[dict] = []
+        self.class_info: List[dict] = [{"source": "", "id": 0, "name": "BG"}]  # BG first
+        self.source_class_ids: Dict[str, List[int]] = {}
+
+    def add_class(self, source: str, class_id: int, class_name: str) -> None:
+        if "." in source:
+            raise ValueError(f"source name {source!r} cannot contain a dot")
+        if any(c["source"] == source and c["id"] == class_id for c in self.class_info):
+            return
+        self.class_info.append({"source": source, "id": class_id, "name": class_name})
+
+    def add_image(self, source: str, image_id, path, **kwargs) -> None:
+        self.image_info.append({"id": image_id, "source": source, "path": path, **kwargs})
+
+    def image_reference(self, image_id: int) -> str:
+        """Where the image comes from (a path or URL), for messages."""
+        return str(self.image_info[image_id].get("path", ""))
+
+    def prepare(self, class_map=None) -> None:
+        """Build the ids and lookup tables; call after adding classes and images."""
+        self.num_classes = len(self.class_info)
+        self.class_ids = np.arange(self.num_classes)
+        self.class_names = [c["name"].split(",")[0] for c in self.class_info]
+        self.num_images = len(self.image_info)
+        self._image_ids = np.arange(self.num_images)
+        self.class_from_source_map = {f"{c['source']}.{c['id']}": i for i, c in enumerate(self.class_info)}
+        self.image_from_source_map = {f"{c['source']}.{c['id']}": i for i, c in enumerate(self.image_info)}
+        self.sources = sorted({c["source"] for c in self.class_info})
+        self.source_class_ids = {
+            source: [i for i, c in enumerate(self.class_info) if i == 0 or c["source"] == source]
+            for source in self.sources
+        }
+
+    def map_source_class_id(self, source_class_id: str) -> int:
+        """"coco.12" -> the internal class id."""
+        return self.class_from_source_map[source_class_id]
+
+    def get_source_class_id(self, class_id: int, source: str):
+        info = self.class_info[class_id]
+        if info["source"] != source:
+            raise ValueError(f"class {class_id} is from source {info['source']!r}, not {source!r}")
+        return info["id"]
+
+    @property
+    def image_ids(self) -> np.ndarray:
+        return self._image_ids
+
+    def source_image_link(self, image_id: int) -> str:
+        return self.image_info[image_id]["path"]
+
+    def load_image(self, image_id: int) -> np.ndarray:
+        """RGB uint8 [h,w,3]; grayscale and RGBA files are converted (runtime.load_image)."""
+        return load_image(self.image_info[image_id]["path"])
+
+    def load_mask(self, image_id: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Override: bool masks [h,w,N] and int32 class ids [N]. The base has none."""
+        return np.empty([0, 0, 0], bool), np.empty([0], np.int32)
+
+
+# ----------------------------------------------------------------------------- shapes
+SHAPE_NAMES = ("square", "circle", "triangle")
+
+
+class ShapesDataset(Dataset):
+    """Synthetic squares, circles and triangles on plain backgrounds (Matterport's toy
+    set), deterministic for a seed, any image size. Shapes may overlap; later shapes
+    occlude earlier ones and the masks account for it."""
+
+    def load_shapes(self, count: int, height: int = 128, width: int = 128, seed: int = 0) -> None:
+        for index, name in enumerate(SHAPE_NAMES, start=1):
+            self.add_class("shapes", index, name)
+        rng = np.random.default_rng(seed)
+        for image_id in range(count):
+            background, shapes = random_image_spec(rng, height, width)
+            self.add_image("shapes", image_id=image_id, path=None, width=width, height=height,
+                           bg_color=background, shapes=shapes)
+
+    def image_reference(self, image_id: int) -> str:
+        info = self.image_info[image_id]
+        return f"shapes image {info['id']}: " + ", ".join(s[0] for s in info["shapes"])
+
+    def load_image(self, image_id: int) -> np.ndarray:
+        info = self.image_info[image_id]
+        image = np.empty((info["height"], info["width"], 3), np.uint8)
+        image[:] = info["bg_color"]
+        for name, color, dims in info["shapes"]:
+            image[shape_mask(name, dims, info["height"], info["width"])] = color
+        return image
+
+    def load_mask(self, image_id: int) -> Tuple[np.ndarray, np.ndarray]:
+        info = self.image_info[image_id]
+        height, width = info["height"], info["width"]
+        masks = np.stack([shape_mask(name, dims, height, width) for name, _, dims in info["shapes"]], axis=-1)
+        visible = np.ones((height, width), bool)
+        for i in range(masks.shape[-1] - 1, -1, -1):  # later shapes are drawn on top
+            masks[:, :, i] &= visible
+            visible &= ~masks[:, :, i]
+        keep = masks.any(axis=(0, 1))  # fully hidden shapes are not instances
+        class_ids = np.array([self.class_names.index(s[0]) for s in info["shapes"]], np.int32)
+        return masks[:, :, keep], class_ids[keep]
+
+
+def random_image_spec(rng: np.random.Generator, height: int, width: int):
+    """Background colour and 1-4 shapes (name, colour, (cy, cx, size)); shapes whose
+    boxes overlap a kept one by IoU > 0.3 are dropped, as Matterport does."""
+    background = tuple(int(v) for v in rng.integers(0, 256, 3))
+    shapes, boxes = [], []
+    min_side = min(height, width)
+    for _ in range(int(rng.integers(1, 5))):
+        name = SHAPE_NAMES[int(rng.integers(0, 3))]
+        color = tuple(int(v) for v in rng.integers(0, 256, 3))
+        size = int(rng.integers(max(4, min_side // 16), max(5, min_side // 4)))
+        cy = int(rng.integers(size, max(size + 1, height - size)))
+        cx = int(rng.integers(size, max(size + 1, width - size)))
+        box = np.array([cy - size, cx - size, cy + size, cx + size], np.float64)
+        if boxes and _iou(box, np.array(boxes)).max() > 0.3:
+            continue
+        boxes.append(box)
+        shapes.append((name, color, (cy, cx, size)))
+    return background, shapes
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    inter_h = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    inter_w = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = inter_h * inter_w
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / (area(box) + area(boxes) - inter)
+
+
+def shape_mask(name: str, dims: Tuple[int, int, int], height: int, width: int) -> np.ndarray:
+    """bool [h,w] mask of one shape, sampled at pixel centres."""
+    cy, cx, size = dims
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    y += 0.5
+    x += 0.5
+    if name == "square":
+        return (np.abs(y - cy) <= size) & (np.abs(x - cx) <= size)
+    if name == "circle":
+        return (y - cy) ** 2 + (x - cx) ** 2 <= size ** 2
+    if name == "triangle":  # apex up, equilateral, inscribed in the circle of radius size
+        top = cy - size
+        bottom = cy + size * math.sin(math.radians(30))
+        half_width = (y - top) / (bottom - top) * size * math.cos(math.radians(30))
+        return (y >= top) & (y <= bottom) & (np.abs(x - cx) <= half_width)
+    raise ValueError(f"unknown shape {name!r}")
