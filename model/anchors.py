@@ -36,13 +36,18 @@ def level_anchors(scale: float, ratios: Sequence[float], shape: Tuple[int, int],
     return np.concatenate([centers - 0.5 * sizes, centers + 0.5 * sizes], axis=1)
 
 
+def pixel_anchors(image_shape: Tuple[int, int], scales: Sequence[float], ratios: Sequence[float],
+                  strides: Sequence[int], anchor_stride: int) -> np.ndarray:
+    """Pixel anchors float64 [A,4] for a molded image of (H, W) pixels."""
+    shapes = backbone_shapes(image_shape, strides)
+    return np.concatenate([
+        level_anchors(scale, ratios, shape, stride, anchor_stride)
+        for scale, shape, stride in zip(scales, shapes, strides)
+    ])
+
+
 def generate_anchors(image_shape: Tuple[int, int], scales: Sequence[float],
                      ratios: Sequence[float], strides: Sequence[int],
                      anchor_stride: int) -> np.ndarray:
     """Normalised float32 anchors [A,4] for a molded image of (H, W) pixels."""
-    shapes = backbone_shapes(image_shape, strides)
-    pixel = np.concatenate([
-        level_anchors(scale, ratios, shape, stride, anchor_stride)
-        for scale, shape, stride in zip(scales, shapes, strides)
-    ])
-    return norm_boxes(pixel, image_shape)
+    return norm_boxes(pixel_anchors(image_shape, scales, ratios, strides, anchor_stride), image_shape)

@@ -48,9 +48,13 @@ def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int, frozen_bn: bool):
 def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Tensor:
     """TensorFlow max_pool(padding="SAME"): pad (total) // 2 before, the rest after.
 
-    The input follows a ReLU (>= 0) and every window holds a real element, so zero
-    padding gives the same result as TensorFlow's ignored padding.
+    For 3x3/2 on even sizes (always the case here: conv1 halves a multiple of 64) that
+    is one extra row/column at the bottom/right, which ``ceil_mode`` pooling expresses
+    without a Pad (exports as a plain MaxPool). Otherwise the input is zero-padded: it
+    follows a ReLU (>= 0) and every window holds a real element, so zeros never win.
     """
+    if kernel == 3 and stride == 2 and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0:
+        return F.max_pool2d(x, kernel, stride, ceil_mode=True)
     pads = []
     for size in (x.shape[-1], x.shape[-2]):  # F.pad order: last dim first
         out = -(-size // stride)

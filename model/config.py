@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
@@ -107,9 +108,10 @@ class Config:
         super().__init_subclass__(**kwargs)
         own = cls.__dict__
         annotations = dict(own.get("__annotations__", {}))
+        resolved = _base_types()  # real types: string annotations would need cls's module in sys.modules
         for f in dataclasses.fields(cls):
             if f.name in own and f.name not in annotations:
-                annotations[f.name] = f.type
+                annotations[f.name] = resolved.get(f.name, f.type)
         for name in annotations:
             if name not in own or callable(own[name]) or isinstance(own[name], property):
                 continue
@@ -193,6 +195,11 @@ class Config:
     def display(self) -> None:
         """Print every value, as Matterport's ``Config.display``."""
         print("\nConfigurations:\n" + self.format() + "\n")
+
+
+@functools.lru_cache(maxsize=1)
+def _base_types() -> Dict[str, Any]:
+    return typing.get_type_hints(Config)
 
 
 def _problems(c: Config):

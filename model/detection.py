@@ -50,5 +50,5 @@ def refine_detections(
     # Background RoIs get a score below any threshold, so NMS never considers them.
     scores_for_nms = torch.where(class_ids > 0, scores, torch.full_like(scores, -1.0))
     count, boxes, scores, class_ids = nms(boxes, scores_for_nms, class_ids, nms_threshold,
-                                          float(min_confidence), max_instances)
+                                          float(min_confidence), max_instances, probs.shape[-1])
     return DetectionBoxes(count, boxes, scores, class_ids)

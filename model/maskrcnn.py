@@ -76,6 +76,7 @@ class MaskRCNN(nn.Module):
                                 config.FPN_CLASSIF_FC_LAYERS_SIZE, frozen_bn)
         self.mask_head = MaskHead(depth, config.NUM_CLASSES, frozen_bn)
         self._anchor_cache: Dict[Tuple[int, int], np.ndarray] = {}
+        self.epoch = 0  # epochs trained so far (Matterport's model.epoch)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -92,6 +93,18 @@ class MaskRCNN(nn.Module):
         for part in (self.backbone, self.fpn, self.rpn, self.box_head, self.mask_head):
             layers.update(part.keras_layers())
         return layers
+
+    def train(self, mode=True, *args, **kwargs):
+        """``train(True/False)`` sets the module mode, as for any nn.Module.
+
+        ``train(train_dataset, val_dataset, learning_rate, epochs, layers="heads", ...)``
+        trains, as Matterport's ``MaskRCNN.train`` (see model.training.train_model).
+        """
+        if isinstance(mode, bool):
+            return super().train(mode)
+        from model.training import train_model
+
+        return train_model(self, mode, *args, **kwargs)
 
     # ----------------------------------------------------------------- the graph
     def anchors(self, image_shape: Tuple[int, int]) -> np.ndarray:

@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.boxes import apply_box_deltas, clip_boxes
-from model.ops.nms import nms
+from model.ops.proposals import proposals
 
 
 class RPNOutput(NamedTuple):
@@ -51,35 +50,9 @@ class RPNHead(nn.Module):
         return {name: module for name, module in self.named_children()}
 
 
-def top_k_stable(scores: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices [B,k] of the k largest scores per row, ties broken by lower index
-    (TensorFlow's top_k and ONNX TopK order)."""
-    return torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :k]
-
-
-def propose(
-    rpn: RPNOutput,
-    anchors: torch.Tensor,
-    proposal_count: int,
-    nms_threshold: float,
-    pre_nms_limit: int,
-    std_dev: Sequence[float],
-) -> torch.Tensor:
-    """Matterport's ProposalLayer: best anchors, refined, clipped, NMS'd.
-
-    anchors: float [A,4]. Returns proposals float [B,P,4] (P = proposal_count),
-    sorted by foreground score, zero-padded.
-    """
-    scores = rpn.probs[..., 1]  # [B,A]
-    deltas = rpn.deltas * scores.new_tensor(std_dev)  # [B,A,4]
-    k = min(pre_nms_limit, anchors.shape[0])
-    order = top_k_stable(scores, k)  # [B,k]
-    top_scores = torch.gather(scores, 1, order)  # [B,k]
-    top_deltas = torch.gather(deltas, 1, order.unsqueeze(-1).expand(-1, -1, 4))  # [B,k,4]
-    top_anchors = anchors[order]  # [B,k,4]
-    boxes = apply_box_deltas(top_anchors, top_deltas)
-    boxes = clip_boxes(boxes, boxes.new_tensor([0.0, 0.0, 1.0, 1.0]))
-    single_class = torch.zeros_like(order)
-    _, proposals, _, _ = nms(boxes, top_scores, single_class, nms_threshold, float("-inf"),
-                             proposal_count)
-    return proposals
+def propose(rpn: RPNOutput, anchors: torch.Tensor, proposal_count: int, nms_threshold: float,
+            pre_nms_limit: int, std_dev: Sequence[float]) -> torch.Tensor:
+    """Matterport's ProposalLayer (the ``mrcnn::proposals`` op): anchors float [A,4] ->
+    proposals float [B,P,4] (P = proposal_count), sorted by score, zero-padded."""
+    return proposals(rpn.probs[..., 1], rpn.deltas, anchors, [float(v) for v in std_dev],
+                     min(pre_nms_limit, anchors.shape[0]), float(nms_threshold), proposal_count)

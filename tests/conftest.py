@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,40 @@ class TinyConfig(Config):
     POST_NMS_ROIS_INFERENCE = 200
     PRE_NMS_LIMIT = 1000
     DETECTION_MIN_CONFIDENCE = 0.0
+
+
+# Per-layer scales in the spirit of the reference recipe (../shared/reference/matterport):
+# they keep activations in a sane range, so scores are spread out instead of saturated.
+_WEIGHT_SCALES = [(r"^conv1$", 1 / 64), (r"_branch2c$", 0.3), (r"^fpn_", 0.5), (r"^rpn_class_raw$", 0.7),
+                  (r"^rpn_bbox_pred$", 0.5), (r"^mrcnn_class_logits$", 2.0), (r"^mrcnn_mask$", 3.0)]
+
+
+def synthetic_weights(model, seed: int = 0):
+    """Fill a MaskRCNN with deterministic random weights that behave like a trained model
+    numerically: He-normal kernels scaled per layer, small biases, BN statistics near 1.
+    (Default initialisation saturates the softmaxes to exactly 1.0, and with all scores
+    tied, detections hang on float noise.)"""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, module in model.keras_layers().items():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.weight.uniform_(0.5, 1.0, generator=generator)
+                module.bias.normal_(0, 0.1, generator=generator)
+                module.running_mean.normal_(0, 0.1, generator=generator)
+                module.running_var.uniform_(0.5, 1.5, generator=generator)
+                continue
+            weight = module.weight
+            fan_in = weight.shape[0] if isinstance(module, torch.nn.ConvTranspose2d) else weight[0].numel()
+            scale = next((s for pattern, s in _WEIGHT_SCALES if re.search(pattern, name)), 1.0)
+            weight.normal_(0, (2 / fan_in) ** 0.5 * scale, generator=generator)
+            module.bias.normal_(0, 0.01, generator=generator)
+    return model
+
+
+@pytest.fixture(scope="session")
+def weights_generator():
+    """synthetic_weights, for tests that need a numerically well-behaved model."""
+    return synthetic_weights
 
 
 @pytest.fixture(scope="session")

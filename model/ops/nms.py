@@ -73,11 +73,12 @@ def nms_indices(
 @torch.library.custom_op("mrcnn::nms", mutates_args=())
 def nms(
     boxes: torch.Tensor, scores: torch.Tensor, class_ids: torch.Tensor,
-    iou_threshold: float, score_threshold: float, max_output: int,
+    iou_threshold: float, score_threshold: float, max_output: int, num_classes: int,
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Batched per-class greedy NMS with fixed-size outputs.
 
-    boxes: float [B,N,4]; scores: float [B,N]; class_ids: int64 [B,N].
+    boxes: float [B,N,4]; scores: float [B,N]; class_ids: int64 [B,N] in
+    0..num_classes-1 (``num_classes`` is static so exporters can lay classes out).
     Returns (num_detections int64 [B], boxes float [B,K,4], scores float [B,K],
     class_ids int64 [B,K]), sorted by score, zero-padded after num_detections.
     Runs on the CPU (results are moved back to the input's device).
@@ -104,7 +105,7 @@ def nms(
 
 
 @nms.register_fake
-def _(boxes, scores, class_ids, iou_threshold, score_threshold, max_output):
+def _(boxes, scores, class_ids, iou_threshold, score_threshold, max_output, num_classes):
     batch = boxes.shape[0]
     return (
         boxes.new_empty(batch, dtype=torch.int64),

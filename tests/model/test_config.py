@@ -67,3 +67,15 @@ def test_validate_after_editing():
     c.IMAGE_MAX_DIM = 130
     with pytest.raises(ConfigError, match="multiple of 64"):
         c.validate()
+
+
+def test_subclass_in_a_module_outside_sys_modules(tmp_path):
+    """A config file run with exec (not imported) must still subclass cleanly."""
+    import importlib.util
+
+    path = tmp_path / "my_config.py"
+    path.write_text("from model.config import Config\n\nclass MyConfig(Config):\n    NAME = 'mine'\n    NUM_CLASSES = 3\n")
+    spec = importlib.util.spec_from_file_location("not_registered_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.MyConfig().NUM_CLASSES == 3

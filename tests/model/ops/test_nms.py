@@ -66,7 +66,7 @@ def test_nms_matches_reference(seed):
         torch.from_numpy(np.stack([c[0] for c in cases])).reshape(batch, count, 4),
         torch.from_numpy(np.stack([c[1] for c in cases])).reshape(batch, count),
         torch.from_numpy(np.stack([c[2] for c in cases])).reshape(batch, count).long(),
-        iou_threshold, score_threshold, max_output)
+        iou_threshold, score_threshold, max_output, 4)
     assert boxes.shape == (batch, max_output, 4) and scores.shape == (batch, max_output)
     for b, (case_boxes, case_scores, case_classes) in enumerate(cases):
         kept = reference_nms(case_boxes, case_scores, case_classes, iou_threshold, score_threshold, max_output)
@@ -81,7 +81,7 @@ def test_nms_matches_reference(seed):
 def test_ties_keep_the_lower_index():
     boxes = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3]]], dtype=torch.float32)
     scores = torch.tensor([[0.5, 0.5, 0.5]])
-    num, out, _, _ = nms(boxes, scores, torch.zeros(1, 3, dtype=torch.long), 0.5, 0.0, 5)
+    num, out, _, _ = nms(boxes, scores, torch.zeros(1, 3, dtype=torch.long), 0.5, 0.0, 5, 1)
     assert int(num[0]) == 2
     torch.testing.assert_close(out[0, :2], boxes[0, [0, 2]])
 
@@ -90,12 +90,12 @@ def test_suppression_is_per_class_and_zero_area_never_suppresses():
     boxes = torch.tensor([[[0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 1, 1], [0.5, 0.5, 0.5, 0.5], [0.5, 0.5, 0.5, 0.5]]])
     scores = torch.tensor([[0.9, 0.8, 0.7, 0.6, 0.5]])
     classes = torch.tensor([[1, 2, 1, 1, 1]])
-    num, _, out_scores, out_classes = nms(boxes, scores, classes, 0.3, 0.0, 10)
+    num, _, out_scores, out_classes = nms(boxes, scores, classes, 0.3, 0.0, 10, 3)
     assert int(num[0]) == 4  # box 2 suppressed by box 0 (same class); zero-area boxes kept
     assert out_classes[0, :4].tolist() == [1, 2, 1, 1]
 
 
 def test_no_boxes():
     num, boxes, scores, classes = nms(torch.zeros(3, 0, 4), torch.zeros(3, 0),
-                                      torch.zeros(3, 0, dtype=torch.long), 0.5, 0.0, 4)
+                                      torch.zeros(3, 0, dtype=torch.long), 0.5, 0.0, 4, 1)
     assert num.tolist() == [0, 0, 0] and boxes.shape == (3, 4, 4) and not boxes.any()

@@ -1,0 +1,55 @@
+"""Build a TensorRT engine from an exported ONNX file (run it on the target GPU/Jetson).
+
+    python -m export.to_trt --onnx model_trt.onnx --precision fp16 --output model.engine
+    python -m export.to_trt --onnx model_qdq.onnx --precision int8 --timing-cache trt.cache
+    python -m export.to_trt --onnx model_trt.onnx --precision fp16 --dla-core 0    # Jetson DLA
+
+The builder itself is runtime/trt_build.py (torch-free, so a Jetson with only the
+runtime, TensorRT and the ONNX file can build). It detects the TensorRT version by
+feature (precision flags up to 10.x, strongly typed networks from 11), registers the
+plugins, names the ONNX node of any parser error, and writes <engine>.json (TensorRT
+version, GPU, precision, input size, class names, ONNX hash) that the runtime checks
+before loading. Where tensorrt is not importable it stops and prints the equivalent
+trtexec command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from runtime.model_info import ModelFileError
+from runtime.trt_build import PRECISIONS, BuildError, BuildOptions, TensorRTUnavailableError, build_engine
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export.to_trt", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--onnx", required=True, help="ONNX from python -m export.to_onnx (--target trt or onnx)")
+    parser.add_argument("--precision", default="fp16", choices=PRECISIONS)
+    parser.add_argument("--output", help="engine file to write (default: the ONNX name with .engine)")
+    parser.add_argument("--workspace", type=int, default=4096, help="builder workspace in MB")
+    parser.add_argument("--timing-cache", help="timing cache file, read if present and updated after the build")
+    parser.add_argument("--dla-core", type=int, help="build for this Jetson DLA core (GPU fallback allowed)")
+    parser.add_argument("--verbose", action="store_true", help="TensorRT's verbose log")
+    args = parser.parse_args(argv)
+    output = args.output or args.onnx.rsplit(".", 1)[0] + ".engine"
+    try:
+        options = BuildOptions(onnx=args.onnx, output=output, precision=args.precision, workspace_mb=args.workspace,
+                               timing_cache=args.timing_cache, dla_core=args.dla_core, verbose=args.verbose)
+        metadata = build_engine(options)
+    except TensorRTUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (BuildError, ModelFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {output} and {output}.json: TensorRT {metadata.tensorrt_version}, {metadata.precision}, "
+          f"{metadata.gpu_name} (sm {metadata.compute_capability}), built in {metadata.build_seconds:.0f} s")
+    print(f"next: ship {output} with {output}.json; runtime.trt_build.check_engine_compatible() refuses it on "
+          f"another TensorRT version or GPU")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

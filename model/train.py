@@ -1,0 +1,135 @@
+"""Train Mask R-CNN (Matterport's training loop, in PyTorch).
+
+    python -m model.train --dataset shapes --init none --layers all --epochs 10
+    python -m model.train --dataset coco --data /data/coco --init imagenet --layers heads --epochs 40
+    python -m model.train --dataset coco --data /data/coco --init last --epochs 60      # resume
+    python -m model.train --dataset balloon.data:BalloonDataset --data balloon/ \\
+        --config balloon.config:BalloonConfig --init coco --layers heads --epochs 30
+    torchrun --nproc_per_node 4 -m model.train --dataset coco --data /data/coco ...    # DDP
+
+--init: none (random), imagenet (the Keras ResNet50 ImageNet .h5 Matterport uses),
+coco (mask_rcnn_coco.h5; heads are re-initialised when NUM_CLASSES differs), last
+(resume the newest run in --log-dir exactly), or a path to a .h5 or .pt file.
+A checkpoint is written after every epoch; Ctrl-C loses at most the current epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from model.checkpoint import load_checkpoint
+from model.coco import DatasetError
+from model.config import ConfigError
+from model.h5_weights import HEAD_LAYERS, WeightsError, load_h5_weights, read_h5, summarize
+
+IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+IMAGENET_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.2/" + IMAGENET_FILE)
+COCO_FILE = "mask_rcnn_coco.h5"
+COCO_URL = "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
+
+
+def _find_weights(explicit, file_name, url, what) -> str:
+    candidates = [explicit] if explicit else [file_name, os.path.expanduser(f"~/.keras/models/{file_name}")]
+    for path in candidates:
+        if path and os.path.isfile(path):
+            return path
+    raise WeightsError(f"{what} weights not found (looked for {', '.join(candidates)}). This machine cannot "
+                       f"download; fetch {url} elsewhere and pass its path")
+
+
+def initialise(model, init: str, args, log_dir: str):
+    """Apply --init to ``model``; returns a TrainingRun to resume, or None."""
+    from model.training import find_last, resume
+
+    config = model.config
+    if init == "none":
+        return None
+    if init == "last":
+        return resume(model, find_last(log_dir, config.NAME or "mrcnn"))
+    if init == "imagenet":
+        path = _find_weights(args.imagenet_weights, IMAGENET_FILE, IMAGENET_URL, "ImageNet ResNet50")
+        report = load_h5_weights(model, path, strict=False)
+        if not report.loaded:
+            raise WeightsError(f"{path}: no layer matched the model by name; is it the Keras ResNet50 file?")
+        logging.info("loaded %d ImageNet layers from %s", len(report.loaded), path)
+        return None
+    path = _find_weights(args.coco_weights, COCO_FILE, COCO_URL, "COCO") if init == "coco" else init
+    if path.endswith(".h5"):
+        same_heads = summarize(read_h5(path)).num_classes == config.NUM_CLASSES
+        load_h5_weights(model, path, exclude=() if same_heads else HEAD_LAYERS)
+        return None
+    checkpoint = load_checkpoint(path)
+    state = checkpoint.state_dict
+    if checkpoint.config.NUM_CLASSES != config.NUM_CLASSES:
+        heads = tuple(f"{m}." for m in ("box_head.mrcnn_class_logits", "box_head.mrcnn_bbox_fc",
+                                          "mask_head.mrcnn_mask"))
+        state = {k: v for k, v in state.items() if not k.startswith(heads)}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected or any(not k.startswith(("box_head.", "mask_head.")) for k in missing):
+        raise WeightsError(f"{path}: does not fit the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return None
+
+
+def main(argv=None) -> int:
+    from model.datasets_cli import add_dataset_arguments, open_dataset
+
+    parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_arguments(parser)
+    parser.add_argument("--config", help="module:ConfigClass or JSON (default: ShapesConfig / CocoConfig)")
+    parser.add_argument("--init", default="none", help="none | imagenet | coco | last | PATH (.h5 or .pt)")
+    parser.add_argument("--imagenet-weights", help=f"path of {IMAGENET_FILE}")
+    parser.add_argument("--coco-weights", help=f"path of {COCO_FILE}")
+    parser.add_argument("--layers", default="heads", help="heads | 3+ | 4+ | 5+ | all | a regex of layer names")
+    parser.add_argument("--epochs", type=int, required=True, help="train until this many epochs in total")
+    parser.add_argument("--lr", type=float, help="learning rate (default: the config's LEARNING_RATE)")
+    parser.add_argument("--steps-per-epoch", type=int, help="override STEPS_PER_EPOCH")
+    parser.add_argument("--log-dir", default="logs", help="runs and checkpoints go under here")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    parser.add_argument("--clip-per-tensor", action="store_true",
+                        help="clip each gradient tensor to GRADIENT_CLIP_NORM (default: Matterport's global norm); "
+                             "recommended from scratch, where conv1's gradient dwarfs the others")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        import dataclasses
+
+        from model.config_loading import load_config
+        from model.configs import CocoConfig, ShapesConfig
+        from model.maskrcnn import MaskRCNN
+        from model.training import train_model
+
+        config = load_config(args.config) if args.config else (CocoConfig() if args.dataset == "coco"
+                                                               else ShapesConfig())
+        if args.steps_per_epoch:
+            config = dataclasses.replace(config, STEPS_PER_EPOCH=args.steps_per_epoch)
+        train_set = open_dataset(args, "train", config)
+        val_set = open_dataset(args, "val", config)
+        model = MaskRCNN(config)
+        run = initialise(model, args.init, args, args.log_dir)
+        run = train_model(model, train_set, val_set, args.lr or config.LEARNING_RATE, args.epochs,
+                          layers=args.layers, flip=not args.no_flip, log_dir=args.log_dir, run=run,
+                          seed=args.seed, workers=args.workers, class_names=train_set.class_names,
+                          clip_per_tensor=args.clip_per_tensor,
+                          calibrate_bn_steps=20 if args.init == "none" and config.TRAIN_BN is False else 0)
+    except (WeightsError, ConfigError, DatasetError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from model.training import checkpoint_path
+
+    last = checkpoint_path(run.run_dir, config.NAME or "mrcnn", run.epoch)
+    print(f"trained to epoch {run.epoch}; checkpoint {last}")
+    if run.history:
+        print("last epoch: " + ", ".join(f"{k} {v:.3f}" for k, v in run.history[-1].items() if k != "epoch"))
+    data = f" --data {args.data}" if args.data else ""
+    print(f"next: python -m model.evaluate --dataset {args.dataset}{data} --weights {last}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Build a TensorRT engine from an exported ONNX file, on the machine that will run it
+(a Jetson builds its own). Torch-free: needs tensorrt, numpy, and onnx (to read the
+model metadata and node names).
+
+Versions are told apart by feature, not by version string:
+- TensorRT 8.5 to 10.x (JetPack 5/6, servers): ``BuilderFlag.FP16`` exists, so fp16 sets
+  it and int8 sets INT8 + FP16 on an ONNX that already holds Q/DQ nodes (explicit
+  quantization; there is no calibrator here).
+- TensorRT 11 (JetPack 7, servers): the precision flags are gone; the network is built
+  strongly typed (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``), so the ONNX itself
+  must be fp16 or Q/DQ.
+
+This code follows NVIDIA's documented Python API; it cannot run on the development
+machines (no GPU, no TensorRT), so only its argument handling and the no-TensorRT path
+are tested here.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional
+
+from runtime.files import atomic_path, write_text_atomic
+from runtime.model_info import ModelFileError, ModelInfo
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class TensorRTUnavailableError(RuntimeError):
+    """tensorrt cannot be imported; the message carries the equivalent trtexec command."""
+
+
+class BuildError(RuntimeError):
+    """The ONNX could not be parsed or built; the message names the node or the cause."""
+
+
+@dataclass
+class BuildOptions:
+    onnx: str
+    output: str
+    precision: str = "fp16"
+    workspace_mb: int = 4096
+    timing_cache: Optional[str] = None
+    dla_core: Optional[int] = None
+    verbose: bool = False
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.workspace_mb <= 0:
+            raise ValueError(f"workspace must be positive, got {self.workspace_mb} MB")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise ValueError(f"DLA core must be >= 0, got {self.dla_core}")
+
+
+@dataclass
+class EngineMetadata:
+    """Written beside the engine as ``<engine>.json`` and checked when it is loaded."""
+
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str
+    precision: str
+    strongly_typed: bool
+    onnx_sha256: str
+    model: Dict[str, str]
+    build_seconds: float = 0.0
+    built_at: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
+
+    def model_info(self, source: str) -> ModelInfo:
+        return ModelInfo.from_metadata(self.model, source)
+
+
+def metadata_path(engine_path: str) -> str:
+    return engine_path + ".json"
+
+
+def trtexec_command(options: BuildOptions) -> str:
+    """The trtexec line equivalent to ``options`` (TensorRT 8.5 to 10.x syntax)."""
+    parts = ["trtexec", f"--onnx={options.onnx}", f"--saveEngine={options.output}",
+             f"--memPoolSize=workspace:{options.workspace_mb}M"]
+    parts += {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--fp16"]}[options.precision]
+    if options.timing_cache:
+        parts.append(f"--timingCacheFile={options.timing_cache}")
+    if options.dla_core is not None:
+        parts += [f"--useDLACore={options.dla_core}", "--allowGPUFallback"]
+    if options.verbose:
+        parts.append("--verbose")
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def import_tensorrt(options: BuildOptions):
+    try:
+        import tensorrt as trt
+    except (ImportError, OSError) as exc:  # OSError: the bindings install but libnvinfer is missing
+        raise TensorRTUnavailableError(
+            f"TensorRT is not available here ({exc}). Build on the target GPU or Jetson, where JetPack or "
+            f"NVIDIA's pip index provides it, or run the equivalent command there:\n  {trtexec_command(options)}\n"
+            f"(TensorRT 11's trtexec: drop --fp16/--int8 and pass --stronglyTyped with an fp16 or Q/DQ ONNX.)"
+        ) from exc
+    return trt
+
+
+def _onnx_summary(path: str):
+    """(sha256, model metadata, node names, has Q/DQ, float16 inputs/weights) of an ONNX file."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise ModelFileError("the onnx package is needed to read the model: pip install onnx") from exc
+    with open(path, "rb") as f:
+        data = f.read()
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as exc:  # protobuf decode errors
+        raise ModelFileError(f"{path}: not a readable ONNX file ({exc})") from exc
+    metadata = {p.key: p.value for p in model.metadata_props}
+    nodes = [n.name or n.op_type for n in model.graph.node]
+    qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
+    fp16 = any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in model.graph.input) or any(
+        t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+    return digest, metadata, nodes, qdq, fp16
+
+
+def gpu_description() -> Dict[str, str]:
+    """GPU name and compute capability: cuda-python, else nvidia-smi, else Jetson's
+    device tree; "unknown" when none answers."""
+    try:
+        from cuda import cudart
+
+        _, props = cudart.cudaGetDeviceProperties(0)
+        return {"gpu_name": props.name.decode() if isinstance(props.name, bytes) else str(props.name),
+                "compute_capability": f"{props.major}.{props.minor}"}
+    except Exception:  # cuda-python missing or no device
+        pass
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout.splitlines()[0]
+        name, capability = (s.strip() for s in out.split(","))
+        return {"gpu_name": name, "compute_capability": capability}
+    except Exception:  # no nvidia-smi (Jetson) or no GPU
+        pass
+    try:
+        with open("/proc/device-tree/model") as f:
+            return {"gpu_name": f.read().strip("\x00\n "), "compute_capability": "unknown"}
+    except OSError:
+        return {"gpu_name": "unknown", "compute_capability": "unknown"}
+
+
+def parser_errors(parser, node_names: List[str]) -> str:
+    """One line per parser error, naming the ONNX node (TensorRT 10 reports the name;
+    8.x only the index, resolved through the ONNX file)."""
+    lines = []
+    for i in range(parser.num_errors):
+        error = parser.get_error(i)
+        index = error.node()
+        name = error.node_name() if hasattr(error, "node_name") else (
+            node_names[index] if 0 <= index < len(node_names) else "?")
+        operator = error.node_operator() if hasattr(error, "node_operator") else ""
+        lines.append(f"  node {index} {name!r} {operator}: {error.desc()}")
+    return "\n".join(lines)
+
+
+def build_engine(options: BuildOptions) -> EngineMetadata:
+    """Parse, configure, build and write the engine and its metadata (atomically)."""
+    trt = import_tensorrt(options)
+    if not os.path.isfile(options.onnx):
+        raise ModelFileError(f"{options.onnx}: ONNX file not found")
+    digest, model_metadata, node_names, has_qdq, is_fp16 = _onnx_summary(options.onnx)
+    ModelInfo.from_metadata(model_metadata, options.onnx)  # fail now if it is not our export
+    logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
+    trt.init_libnvinfer_plugins(logger, "")  # ROIAlign_TRT, EfficientNMS_TRT
+    builder = trt.Builder(logger)
+    strongly_typed = not hasattr(trt.BuilderFlag, "FP16")  # TensorRT 11 removed the precision flags
+    _check_precision(options, strongly_typed, has_qdq, is_fp16)
+    flags = 0
+    if strongly_typed:
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    elif hasattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH"):  # required by 8.x, ignored by 10.x
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(options.onnx):
+        raise BuildError(f"{options.onnx}: TensorRT's ONNX parser failed:\n{parser_errors(parser, node_names)}")
+    config = builder.create_builder_config()
+    workspace = options.workspace_mb << 20
+    if hasattr(config, "set_memory_pool_limit"):
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
+    else:  # before 8.4
+        config.max_workspace_size = workspace
+    if not strongly_typed and options.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if not strongly_typed and options.precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+    if options.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    cache = _load_timing_cache(config, options.timing_cache)
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BuildError(f"{options.onnx}: TensorRT could not build the engine (run with --verbose for the log)")
+    seconds = time.perf_counter() - start
+    with atomic_path(options.output) as tmp, open(tmp, "wb") as f:
+        f.write(serialized)
+    if cache is not None:
+        with atomic_path(options.timing_cache) as tmp, open(tmp, "wb") as f:
+            f.write(config.get_timing_cache().serialize())
+    metadata = EngineMetadata(tensorrt_version=trt.__version__, precision=options.precision,
+                              strongly_typed=strongly_typed, onnx_sha256=digest, model=model_metadata,
+                              build_seconds=seconds, **gpu_description())
+    write_text_atomic(metadata_path(options.output), json.dumps(asdict(metadata), indent=1))
+    return metadata
+
+
+def _check_precision(options: BuildOptions, strongly_typed: bool, has_qdq: bool, is_fp16: bool) -> None:
+    qdq_hint = ("INT8 needs explicit quantization: an ONNX with Q/DQ nodes, made on the CPU with a calibration set "
+                "(this project's calibration/ step, or NVIDIA ModelOpt's ONNX post-training quantization)")
+    if options.precision == "int8" and not has_qdq:
+        raise BuildError(f"{options.onnx} has no QuantizeLinear/DequantizeLinear nodes. {qdq_hint}")
+    if strongly_typed and options.precision == "fp16" and not is_fp16:
+        raise BuildError(f"{options.onnx} is fp32, and this TensorRT (11 or later) builds strongly typed networks "
+                         f"without an FP16 flag: convert the ONNX to fp16 first (NVIDIA ModelOpt AutoCast: "
+                         f"python -m modelopt.onnx.autocast), then build it")
+
+
+def _load_timing_cache(config, path: Optional[str]):
+    if not path:
+        return None
+    data = b""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            data = f.read()
+    cache = config.create_timing_cache(data)
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+def read_metadata(engine_path: str) -> EngineMetadata:
+    """The metadata written beside an engine; ModelFileError when missing or invalid."""
+    path = metadata_path(engine_path)
+    try:
+        with open(path, encoding="utf8") as f:
+            values = json.load(f)
+        return EngineMetadata(**{k: v for k, v in values.items() if k in EngineMetadata.__dataclass_fields__})
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: engine metadata missing; rebuild with python -m export.to_trt") from None
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise ModelFileError(f"{path}: invalid engine metadata ({exc})") from exc
+
+
+def check_engine_compatible(engine_path: str, tensorrt_version: str,
+                            gpu: Optional[Dict[str, str]] = None) -> EngineMetadata:
+    """Refuse an engine built by another TensorRT version or for another GPU, with a
+    message that says how to rebuild (engines are not portable across either)."""
+    metadata = read_metadata(engine_path)
+    rebuild = f"rebuild it here: python -m export.to_trt --onnx MODEL.onnx --precision {metadata.precision}"
+    if metadata.tensorrt_version != tensorrt_version:
+        raise ModelFileError(f"{engine_path} was built with TensorRT {metadata.tensorrt_version}, this is "
+                             f"TensorRT {tensorrt_version}; {rebuild}")
+    if gpu and "unknown" not in (gpu.get("compute_capability"), metadata.compute_capability) and \
+            gpu["compute_capability"] != metadata.compute_capability:
+        raise ModelFileError(f"{engine_path} was built for compute capability {metadata.compute_capability} "
+                             f"({metadata.gpu_name}), this GPU is {gpu['compute_capability']} ({gpu['gpu_name']}); "
+                             f"{rebuild}")
+    return metadata

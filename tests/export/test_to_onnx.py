@@ -1,0 +1,119 @@
+"""The exported model against PyTorch on fresh images: the onnx target, the trt target
+(plugins run by their reference implementations), batch 2, and no detections.
+Tolerances: see export/verify.py (the issue's criteria)."""
+
+import dataclasses
+import json
+
+import onnx
+import pytest
+import torch
+
+from export import to_onnx, to_trt
+from export.to_onnx import ExportError, export_config, export_onnx
+from export.verify import exported_detector, verify_against_torch
+from model.checkpoint import save_checkpoint
+from model.maskrcnn import MaskRCNN
+from runtime.model_info import OUTPUT_NAMES
+
+
+@pytest.fixture(scope="module")
+def model(tiny_config, weights_generator):
+    """The tiny model with synthetic weights (see tests/conftest.py: synthetic_weights)."""
+    return weights_generator(MaskRCNN(dataclasses.replace(tiny_config, PRE_NMS_LIMIT=1000)).eval(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def exports(model, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("exports")
+    paths = {}
+    for target, batch in (("onnx", 1), ("trt", 2)):
+        paths[target] = str(folder / f"tiny_{target}.onnx")
+        export_onnx(model, paths[target], target, batch, ["BG", "a", "b"])
+    return paths
+
+
+@pytest.mark.parametrize("target", ["onnx", "trt"])
+def test_exported_graph_matches_pytorch(model, exports, target):
+    result = verify_against_torch(model, exports[target], target)
+    assert result.ok, result.summary()
+    assert max(result.counts) == model.config.DETECTION_MAX_INSTANCES  # a full image is among them
+    assert len(result.counts) == 3
+
+
+def test_graph_contract_and_metadata(exports):
+    graph = onnx.load(exports["onnx"])
+    onnx.checker.check_model(graph, full_check=True)
+    assert [o.name for o in graph.graph.output] == list(OUTPUT_NAMES)
+    assert [i.name for i in graph.graph.input] == ["images", "windows"]
+    ops = {n.op_type for n in graph.graph.node}
+    assert {"RoiAlign", "NonMaxSuppression", "TopK"} <= ops and not any(n.domain for n in graph.graph.node)
+    meta = {p.key: p.value for p in graph.metadata_props}
+    assert json.loads(meta["mrcnn.class_names"]) == ["BG", "a", "b"] and meta["mrcnn.input_size"] == "128x128"
+    assert json.loads(meta["mrcnn.config"])["NUM_CLASSES"] == 3 and meta["mrcnn.target"] == "onnx"
+    plugins = {n.op_type for n in onnx.load(exports["trt"]).graph.node if n.domain == "trt.plugins"}
+    assert plugins == {"ROIAlign_TRT", "EfficientNMS_TRT"}
+    detector = exported_detector(exports["trt"], "trt")
+    assert detector.info.batch_size == 2
+
+
+def test_no_detections(model, tmp_path):
+    silent = MaskRCNN(model.config).eval()
+    silent.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        silent.box_head.mrcnn_class_logits.bias[0] = 100.0  # every RoI is background
+    path = str(tmp_path / "silent.onnx")
+    export_onnx(silent, path, "onnx", 1)
+    result = verify_against_torch(silent, path, "onnx")
+    assert result.ok and result.counts == [0, 0, 0], result.summary()
+
+
+def test_export_config_limits(tiny_config):
+    config = dataclasses.replace(tiny_config, PRE_NMS_LIMIT=6000, IMAGE_MAX_DIM=1024, IMAGE_MIN_DIM=800)
+    with pytest.raises(ExportError, match="PRE_NMS_LIMIT 6000.*TopK takes k <= 3840.*--clamp-pre-nms"):
+        export_config(config, None, "onnx", clamp_pre_nms=False)
+    clamped, original = export_config(config, None, "onnx", clamp_pre_nms=True)
+    assert (clamped.PRE_NMS_LIMIT, original) == (3840, 6000)
+    clamped, _ = export_config(config, None, "trt", clamp_pre_nms=True)
+    assert clamped.PRE_NMS_LIMIT == 4096
+    with pytest.raises(ExportError, match="EfficientNMS_TRT reads at most 4096"):
+        export_config(config, None, "trt", clamp_pre_nms=False)
+    with pytest.raises(ExportError, match="multiple of 64"):
+        export_config(tiny_config, 100, "onnx", False)
+    with pytest.raises(ExportError, match="fixed size"):
+        export_config(dataclasses.replace(tiny_config, IMAGE_RESIZE_MODE="pad64", IMAGE_MIN_DIM=128), None, "onnx",
+                      False)
+    small, _ = export_config(tiny_config, 256, "onnx", False)
+    assert small.IMAGE_MAX_DIM == 256
+
+
+def test_cli_errors_before_long_work(tmp_path, tiny_model, capsys):
+    assert to_onnx.main(["--weights", str(tmp_path / "none.pt")]) == 2
+    assert "not found" in capsys.readouterr().err
+    checkpoint = str(tmp_path / "tiny.pt")
+    save_checkpoint(checkpoint, tiny_model)
+    assert to_onnx.main(["--weights", checkpoint, "--image-size", "100"]) == 2
+    assert "multiple of 64" in capsys.readouterr().err
+    assert to_onnx.main(["--weights", checkpoint, "--batch", "0", "--no-verify"]) == 2
+
+
+def test_cli_exports_and_verifies(tmp_path, tiny_model, capsys):
+    checkpoint = str(tmp_path / "tiny.pt")
+    save_checkpoint(checkpoint, tiny_model)
+    output = str(tmp_path / "tiny.onnx")
+    assert to_onnx.main(["--weights", checkpoint, "--output", output]) == 0
+    printed = capsys.readouterr().out
+    assert "-> OK" in printed and "next: python -m export.to_trt" in printed
+
+
+def test_to_trt_without_tensorrt_prints_trtexec(tmp_path, capsys):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("tensorrt is installed here; the no-TensorRT path cannot be exercised")
+    except (ImportError, OSError):
+        pass
+    code = to_trt.main(["--onnx", str(tmp_path / "m.onnx"), "--precision", "fp16",
+                        "--output", str(tmp_path / "m.engine")])
+    err = capsys.readouterr().err
+    assert code == 2 and "TensorRT is not available" in err
+    assert "trtexec --onnx=" in err and "--fp16" in err and "--saveEngine=" in err

@@ -1,0 +1,136 @@
+"""Training: loss goes down, layer selection, exact resume, DDP with 2 gloo processes, CLI."""
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from model import train as train_cli
+from model.configs import ShapesConfig
+from model.dataset import ShapesDataset
+from model.maskrcnn import MaskRCNN
+from model.training import TrainingRun, find_last, resume, set_trainable, train_model
+
+
+def training_config(tiny_config, **overrides):
+    values = dict(IMAGES_PER_GPU=2, STEPS_PER_EPOCH=3, VALIDATION_STEPS=1, TRAIN_ROIS_PER_IMAGE=16,
+                  POST_NMS_ROIS_TRAINING=100, PRE_NMS_LIMIT=500, LEARNING_RATE=0.01)
+    values.update(overrides)
+    return tiny_config.__class__(**values)
+
+
+def shapes(count=8, seed=1):
+    d = ShapesDataset()
+    d.load_shapes(count, 128, 128, seed=seed)
+    d.prepare()
+    return d
+
+
+def new_model(config, seed=0):
+    torch.manual_seed(seed)
+    return MaskRCNN(config)
+
+
+def test_loss_decreases_on_a_tiny_shapes_run(tiny_config, tmp_path):
+    """Overfitting one image: the loss must fall within a few steps."""
+    config = training_config(tiny_config, NUM_CLASSES=4, IMAGES_PER_GPU=1, STEPS_PER_EPOCH=10)
+    losses = []
+    train_model(new_model(config), shapes(1), None, 0.01, 1, layers="all", flip=False, log_dir=str(tmp_path),
+                progress=False, calibrate_bn_steps=1, on_step=lambda epoch, step, values: losses.append(values["loss"]))
+    assert len(losses) == 10 and all(np.isfinite(losses))
+    assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
+
+
+def test_layer_selection(tiny_model):
+    model = new_model(tiny_model.config)
+    heads = set_trainable(model, "heads")
+    assert "rpn_conv_shared" in heads and "fpn_p2" in heads and "res2a_branch2a" not in heads
+    assert not model.backbone.conv1.weight.requires_grad and model.rpn.rpn_class_raw.weight.requires_grad
+    assert "res4a_branch2a" in set_trainable(model, "4+") and "res3a_branch2a" not in set_trainable(model, "4+")
+    assert set_trainable(model, r"mrcnn_mask.*") == [n for n in model.keras_layers() if n.startswith("mrcnn_mask")]
+    with pytest.raises(ValueError, match="valid regex"):
+        set_trainable(model, "(")
+    with pytest.raises(ValueError, match="selects no layer"):
+        set_trainable(model, "nothing")
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_after_an_interrupted_epoch_reproduces_the_run(tiny_config, tmp_path):
+    config = training_config(tiny_config, NUM_CLASSES=4)
+    data, val = shapes(6), shapes(2, seed=9)
+    straight = new_model(config)
+    train_model(straight, data, val, 0.01, 2, layers="all", log_dir=str(tmp_path / "a"), progress=False)
+
+    killed = new_model(config)
+
+    def stop(epoch, step, values):
+        if epoch == 1 and step == 1:
+            raise Interrupt  # killed in the middle of the second epoch
+
+    with pytest.raises(Interrupt):
+        train_model(killed, data, val, 0.01, 2, layers="all", log_dir=str(tmp_path / "b"), progress=False,
+                    on_step=stop)
+    last = find_last(str(tmp_path / "b"), config.NAME)
+    assert last.endswith("_0001.pt") and not [f for f in os.listdir(os.path.dirname(last)) if f.endswith(".tmp")]
+    resumed = new_model(config, seed=123)  # different init: everything must come from the checkpoint
+    run = resume(resumed, last)
+    assert isinstance(run, TrainingRun) and run.epoch == 1
+    train_model(resumed, data, val, 0.01, 2, layers="all", run=run, progress=False)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    assert len(run.history) == 2 and "val_loss" in run.history[-1]
+    assert os.path.isfile(os.path.join(run.run_dir, "mask_rcnn_tiny_0002.pt"))
+
+
+def _ddp_worker(rank, world, port, config, out_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    model = new_model(config)
+    train_model(model, shapes(4), None, 0.01, 1, layers="heads", log_dir=out_dir, progress=False)
+    torch.save({k: v.clone() for k, v in model.state_dict().items()}, os.path.join(out_dir, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+def test_ddp_two_gloo_processes_agree(tiny_config, tmp_path):
+    config = training_config(tiny_config, NUM_CLASSES=4, IMAGES_PER_GPU=1, STEPS_PER_EPOCH=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, config, str(tmp_path)), nprocs=2, join=True)
+    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    initial = new_model(config).state_dict()
+    changed = [k for k in first if not torch.equal(first[k], initial[k])]
+    assert any(k.startswith("rpn.") for k in changed)  # a step was taken...
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0, msg=key)  # ...identically
+
+
+def test_cli_errors(tmp_path, capsys):
+    assert train_cli.main(["--dataset", "coco", "--data", str(tmp_path / "nope"), "--epochs", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert train_cli.main(["--init", "imagenet", "--epochs", "1", "--imagenet-weights", str(tmp_path / "r50.h5"),
+                           "--shapes-count", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "r50.h5" in err and "deep-learning-models/releases" in err
+    assert train_cli.main(["--init", "last", "--epochs", "1", "--log-dir", str(tmp_path), "--shapes-count", "2"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_cli_trains_and_resumes(tmp_path, capsys):
+    config = ShapesConfig(IMAGES_PER_GPU=1, VALIDATION_STEPS=1, TOP_DOWN_PYRAMID_SIZE=64, FPN_CLASSIF_FC_LAYERS_SIZE=64,
+                          POST_NMS_ROIS_TRAINING=100, PRE_NMS_LIMIT=500)
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    args = ["--dataset", "shapes", "--shapes-count", "4", "--steps-per-epoch", "1", "--log-dir", str(tmp_path),
+            "--workers", "0", "--layers", "heads", "--config", str(tmp_path / "config.json")]
+    assert train_cli.main(args + ["--epochs", "1"]) == 0
+    assert "next: python -m model.evaluate" in capsys.readouterr().out
+    assert train_cli.main(args + ["--epochs", "2", "--init", "last"]) == 0
+    assert "trained to epoch 2" in capsys.readouterr().out
