@@ -60,9 +60,9 @@ def latency_rows(size: int, runs: int, warmup: int, folder: str):
         if target == "onnx":
             detector = OnnxDetector(path, threads=torch.get_num_threads())
             with torch.inference_mode():
-                torch_t = time_it("pytorch", lambda: model(torch.from_numpy(molded.images), torch.from_numpy(windows)),
-                                  runs, warmup)
-            ort_t = time_it("onnxruntime", lambda: detector.infer(molded.images, windows), runs, warmup)
+                torch_t = time_it("pytorch", lambda m=model: m(torch.from_numpy(molded.images),
+                                                                torch.from_numpy(windows)), runs, warmup)
+            ort_t = time_it("onnxruntime", lambda d=detector: d.infer(molded.images, windows), runs, warmup)
             entry.update(pytorch=torch_t, onnxruntime=ort_t)
             rows.append([f"{size}", target, f"{report.seconds:.0f}", f"{entry['onnx_mb']:.0f}", report.pre_nms_limit,
                          f"{ort_t.median:.3f} ({ort_t.min:.3f}-{ort_t.max:.3f})",

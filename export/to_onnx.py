@@ -127,7 +127,7 @@ def export_onnx(model, path: str, target: str = "onnx", batch_size: int = 1, cla
     start = time.perf_counter()
     with torch.no_grad():
         program = torch.onnx.export(
-            GraphModule(model), (images, windows), dynamo=True, input_names=list(INPUT_NAMES),
+            GraphModule(model).eval(), (images, windows), dynamo=True, input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES), opset_version=opset, custom_translation_table=translation_table(target),
             verbose=False)
     graph = program.model_proto

@@ -180,6 +180,8 @@ def calibrate_batchnorm(model, data: TrainingData, steps: int, context: dist_uti
         bn.frozen, bn.momentum = False, None  # momentum None: cumulative average
     model.train(True)
     wrapped = TrainingModel(model)
+    samples = steps * model.config.IMAGES_PER_GPU * context.world_size  # may exceed one epoch's
+    data = TrainingData(data.dataset, model.config, data.seed, samples, data.flip, data.augmentation)
     data.set_epoch(CALIBRATION_EPOCH)
     for step, batch in enumerate(_loader(data, steps, model.config, context, 0)):
         seed = _step_seed(data.seed, CALIBRATION_EPOCH, step, context.rank)

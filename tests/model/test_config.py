@@ -74,7 +74,8 @@ def test_subclass_in_a_module_outside_sys_modules(tmp_path):
     import importlib.util
 
     path = tmp_path / "my_config.py"
-    path.write_text("from model.config import Config\n\nclass MyConfig(Config):\n    NAME = 'mine'\n    NUM_CLASSES = 3\n")
+    path.write_text("from model.config import Config\n\n"
+                    "class MyConfig(Config):\n    NAME = 'mine'\n    NUM_CLASSES = 3\n")
     spec = importlib.util.spec_from_file_location("not_registered_module", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

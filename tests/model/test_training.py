@@ -10,6 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from model import train as train_cli
+from model.config import Config
 from model.configs import ShapesConfig
 from model.dataset import ShapesDataset
 from model.maskrcnn import MaskRCNN
@@ -89,7 +90,8 @@ def test_resume_after_an_interrupted_epoch_reproduces_the_run(tiny_config, tmp_p
     assert os.path.isfile(os.path.join(run.run_dir, "mask_rcnn_tiny_0002.pt"))
 
 
-def _ddp_worker(rank, world, port, config, out_dir):
+def _ddp_worker(rank, world, port, config_dict, out_dir):
+    config = Config.from_dict(config_dict)  # plain values: spawn cannot pickle a class defined in conftest
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(rank),
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
@@ -104,7 +106,7 @@ def test_ddp_two_gloo_processes_agree(tiny_config, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, config, str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, port, config.to_dict(), str(tmp_path)), nprocs=2, join=True)
     first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
     initial = new_model(config).state_dict()
     changed = [k for k in first if not torch.equal(first[k], initial[k])]
