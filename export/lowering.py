@@ -120,7 +120,10 @@ def _crop_and_resize_rois(flat_boxes, height: int, width: int, pool: int):
     return op.Concat(rx1, ry1, rx2, ry2, axis=1)
 
 
-def _pyramid_roi_align(target: str):
+ROI_ALIGN_PLUGIN_VERSIONS = ("2", "1")  # 2: IPluginV3, TensorRT >= 10.1; 1: TensorRT 8.5 to 10.x
+
+
+def _pyramid_roi_align(target: str, plugin_version: str):
     def lowering(boxes, features: List, image_shape: List[int], pool_size: int):
         if pool_size < 2:
             raise ValueError("pool sizes below 2 are not supported by the RoiAlign lowering")
@@ -141,7 +144,7 @@ def _pyramid_roi_align(target: str):
                 crops = TRT_PLUGINS.ROIAlign_TRT(
                     feature, roi_boxes, _const(batch_index.astype(np.int32)),
                     coordinate_transformation_mode=1, mode=1, output_height=pool_size,
-                    output_width=pool_size, sampling_ratio=1, spatial_scale=1.0, plugin_version="1")
+                    output_width=pool_size, sampling_ratio=1, spatial_scale=1.0, plugin_version=plugin_version)
             chosen = op.Equal(levels, _i([level]))
             pooled = crops if pooled is None else op.Where(chosen, crops, pooled)  # level 2 is the fallback
         channels = int(features[0].shape[1])
@@ -276,16 +279,21 @@ def _proposals_trt(scores, deltas, anchors, std_dev: List[float], pre_nms_limit:
     return proposals
 
 
-def translation_table(target: str) -> Dict:
-    """{torch custom op overload: ONNX lowering} for torch.onnx.export(dynamo=True)."""
+def translation_table(target: str, roi_align_version: str = "2") -> Dict:
+    """{torch custom op overload: ONNX lowering} for torch.onnx.export(dynamo=True).
+
+    roi_align_version: the ROIAlign_TRT plugin version the trt target asks for ("2" needs
+    TensorRT 10.1 or later; "1" for JetPack 5's TensorRT 8.5/8.6)."""
     import torch
 
     import model.ops  # noqa: F401  (registers the ops)
 
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    if roi_align_version not in ROI_ALIGN_PLUGIN_VERSIONS:
+        raise ValueError(f"ROIAlign_TRT version must be one of {ROI_ALIGN_PLUGIN_VERSIONS}, got {roi_align_version!r}")
     return {
-        torch.ops.mrcnn.pyramid_roi_align.default: _pyramid_roi_align(target),
+        torch.ops.mrcnn.pyramid_roi_align.default: _pyramid_roi_align(target, roi_align_version),
         torch.ops.mrcnn.nms.default: _nms_onnx if target == "onnx" else _nms_trt,
         torch.ops.mrcnn.proposals.default: _proposals_onnx if target == "onnx" else _proposals_trt,
     }

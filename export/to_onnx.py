@@ -1,6 +1,6 @@
 """Export Mask R-CNN to ONNX, for ONNX Runtime or for TensorRT.
 
-    python -m export.to_onnx --weights shapes.pt --output shapes.onnx
+    python -m export.to_onnx --weights benchmarks/artifacts/shapes_r50.pt --clamp-pre-nms --output shapes.onnx
     python -m export.to_onnx --weights mask_rcnn_coco.h5 --image-size 1024 --target trt --clamp-pre-nms \\
         --output coco_trt.onnx
 
@@ -31,7 +31,14 @@ from typing import List, Optional, Tuple
 
 import torch
 
-from export.lowering import EFFICIENT_NMS_MAX_CANDIDATES, TARGETS, TRT_NMS_MAX_BOXES, TRT_TOPK_MAX_K, translation_table
+from export.lowering import (
+    EFFICIENT_NMS_MAX_CANDIDATES,
+    ROI_ALIGN_PLUGIN_VERSIONS,
+    TARGETS,
+    TRT_NMS_MAX_BOXES,
+    TRT_TOPK_MAX_K,
+    translation_table,
+)
 from model.anchors import generate_anchors
 from model.config import Config, ConfigError
 from model.h5_weights import WeightsError
@@ -114,8 +121,10 @@ class GraphModule(torch.nn.Module):
 
 
 def export_onnx(model, path: str, target: str = "onnx", batch_size: int = 1, class_names: Optional[List[str]] = None,
-                opset: int = 17, clamped_from: Optional[int] = None) -> ExportReport:
-    """Export ``model`` (a MaskRCNN whose config export_config accepted) to ``path``."""
+                opset: int = 17, clamped_from: Optional[int] = None, roi_align_version: str = "2") -> ExportReport:
+    """Export ``model`` (a MaskRCNN whose config export_config accepted) to ``path``.
+
+    roi_align_version: the ROIAlign_TRT plugin version of the trt target (see translation_table)."""
     import onnx
 
     config = model.config
@@ -128,13 +137,15 @@ def export_onnx(model, path: str, target: str = "onnx", batch_size: int = 1, cla
     with torch.no_grad():
         program = torch.onnx.export(
             GraphModule(model).eval(), (images, windows), dynamo=True, input_names=list(INPUT_NAMES),
-            output_names=list(OUTPUT_NAMES), opset_version=opset, custom_translation_table=translation_table(target),
+            output_names=list(OUTPUT_NAMES), opset_version=opset,
+            custom_translation_table=translation_table(target, roi_align_version),
             verbose=False)
     graph = program.model_proto
     names = class_names or ["BG"] + [f"class_{i}" for i in range(1, config.NUM_CLASSES)]
     info = ModelInfo(class_names=list(names), molding=config.molding_spec(), input_size=(side, side),
                      batch_size=batch_size, target=target, version=project_version(),
-                     config={**config.to_dict(), "PRE_NMS_LIMIT_CLAMPED_FROM": clamped_from})
+                     config={**config.to_dict(), "PRE_NMS_LIMIT_CLAMPED_FROM": clamped_from,
+                             **({"ROIALIGN_TRT_VERSION": roi_align_version} if target == "trt" else {})})
     for key, value in info.to_metadata().items():
         graph.metadata_props.add(key=key, value=value)
     graph.producer_name, graph.producer_version = "mrcnn-edge", info.version
@@ -155,6 +166,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=1, help="fixed batch size of the graph")
     parser.add_argument("--clamp-pre-nms", action="store_true",
                         help="lower PRE_NMS_LIMIT to what TensorRT accepts (3840 onnx, 4096 trt)")
+    parser.add_argument("--roialign-version", default="2", choices=ROI_ALIGN_PLUGIN_VERSIONS,
+                        help="trt target: ROIAlign_TRT plugin version; 2 needs TensorRT >= 10.1, "
+                             "1 for JetPack 5 (TensorRT 8.5/8.6)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (17: TensorRT 8.5 and later)")
     parser.add_argument("--output", default="model.onnx")
     parser.add_argument("--no-verify", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
@@ -171,7 +185,8 @@ def main(argv=None) -> int:
         model.load_state_dict(source.state_dict())
         print(f"exporting {config.BACKBONE} {config.IMAGE_MAX_DIM}x{config.IMAGE_MAX_DIM} batch {args.batch} "
               f"for target {args.target} ...", flush=True)
-        report = export_onnx(model, args.output, args.target, args.batch, class_names, args.opset, clamped_from)
+        report = export_onnx(model, args.output, args.target, args.batch, class_names, args.opset, clamped_from,
+                             args.roialign_version)
     except (WeightsError, ConfigError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -184,12 +199,8 @@ def main(argv=None) -> int:
         print(result.summary())
         if not result.ok:
             return 1
-    if args.target == "trt":
-        print(f"next: python -m export.to_trt --onnx {args.output} --precision fp16 --output "
-              f"{os.path.splitext(args.output)[0]}.engine   (on the target GPU / Jetson)")
-    else:
-        print(f"next: python -m export.to_trt --onnx {args.output} --precision fp16 --output "
-              f"{os.path.splitext(args.output)[0]}.engine   (on the target GPU / Jetson)")
+    print(f"next: python -m export.to_trt --onnx {args.output} --precision fp16 --output "
+          f"{os.path.splitext(args.output)[0]}.engine   (on the target GPU / Jetson)")
     return 0
 
 

@@ -51,8 +51,10 @@ def test_graph_contract_and_metadata(exports):
     meta = {p.key: p.value for p in graph.metadata_props}
     assert json.loads(meta["mrcnn.class_names"]) == ["BG", "a", "b"] and meta["mrcnn.input_size"] == "128x128"
     assert json.loads(meta["mrcnn.config"])["NUM_CLASSES"] == 3 and meta["mrcnn.target"] == "onnx"
-    plugins = {n.op_type for n in onnx.load(exports["trt"]).graph.node if n.domain == "trt.plugins"}
-    assert plugins == {"ROIAlign_TRT", "EfficientNMS_TRT"}
+    plugins = {(n.op_type, onnx.helper.get_attribute_value(a).decode())
+               for n in onnx.load(exports["trt"]).graph.node if n.domain == "trt.plugins"
+               for a in n.attribute if a.name == "plugin_version"}
+    assert plugins == {("ROIAlign_TRT", "2"), ("EfficientNMS_TRT", "1")}  # ROIAlign v2: TensorRT >= 10.1
     detector = exported_detector(exports["trt"], "trt")
     assert detector.info.batch_size == 2
 
@@ -104,6 +106,20 @@ def test_cli_exports_and_verifies(tmp_path, tiny_model, capsys):
     assert to_onnx.main(["--weights", checkpoint, "--output", output]) == 0
     printed = capsys.readouterr().out
     assert "-> OK" in printed and "next: python -m export.to_trt" in printed
+
+
+def test_cli_exports_a_matterport_h5(tmp_path, tiny_model, keras_h5_writer, capsys):
+    h5 = keras_h5_writer(tiny_model, str(tmp_path / "mask_rcnn_tiny.h5"))
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(tiny_model.config.to_dict()))
+    output = str(tmp_path / "tiny_trt.onnx")
+    assert to_onnx.main(["--weights", h5, "--config", str(config), "--target", "trt", "--roialign-version", "1",
+                         "--no-verify", "--output", output]) == 0, capsys.readouterr().err
+    graph = onnx.load(output)
+    versions = {onnx.helper.get_attribute_value(a).decode() for n in graph.graph.node if n.op_type == "ROIAlign_TRT"
+                for a in n.attribute if a.name == "plugin_version"}
+    assert versions == {"1"} and json.loads({p.key: p.value for p in graph.metadata_props}["mrcnn.config"])[
+        "ROIALIGN_TRT_VERSION"] == "1"
 
 
 def test_to_trt_without_tensorrt_prints_trtexec(tmp_path, capsys):
