@@ -1,7 +1,7 @@
 """Train Mask R-CNN from scratch on synthetic shapes on this CPU, then evaluate.
 
-    python -m benchmarks.train_shapes              # the full run (target: mask AP50 >= 0.90, < 30 min)
-    python -m benchmarks.train_shapes --quick      # a 2-minute smoke run (CI)
+    python -m benchmarks.train_shapes              # the full run (about 40 min on 2 cores; see README)
+    python -m benchmarks.train_shapes --quick      # a 1-minute smoke run (the README set-up command)
 
 ShapesConfig (ResNet50, 128x128, batch 4), all layers, SGD with momentum, in two phases:
 1. BN normalising with batch statistics (TRAIN_BN None): from scratch, frozen BN learns
