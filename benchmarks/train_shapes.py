@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=13, help="epochs at the base learning rate")
     parser.add_argument("--fine-epochs", type=int, default=3, help="further epochs at a 10x lower rate")
     parser.add_argument("--bn-epochs", type=int, default=2, help="epochs with frozen, re-estimated BN")
+    parser.add_argument("--bn-lr", type=float, help="learning rate of the frozen-BN epochs (default: --lr / 10)")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch (4 images each)")
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--train-images", type=int, default=4000)
@@ -62,6 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--log-dir", default=os.path.join(HERE, "artifacts", "logs"))
     parser.add_argument("--output", default=os.path.join(HERE, "results", "train_shapes"))
     args = parser.parse_args(argv)
+    args.bn_lr = args.bn_lr or args.lr / 10
     if args.quick:
         args.epochs, args.fine_epochs, args.bn_epochs, args.steps, args.eval_images = 1, 1, 1, 5, 10
         args.output += "_quick"
@@ -73,12 +75,13 @@ def main(argv=None) -> int:
     common = dict(layers="all", log_dir=args.log_dir, class_names=train_set.class_names)
     start = time.perf_counter()
     run = train_model(model, train_set, val_set, args.lr, args.epochs, **common)
-    run = train_model(model, train_set, val_set, args.lr / 10, args.epochs + args.fine_epochs, run=run, **common)
+    if args.fine_epochs:
+        run = train_model(model, train_set, val_set, args.lr / 10, args.epochs + args.fine_epochs, run=run, **common)
     history = [dict(h, phase="batch-stat BN") for h in run.history]
     frozen = MaskRCNN(config)  # TRAIN_BN False
     frozen.load_state_dict(model.state_dict())
     model = frozen
-    run = train_model(model, train_set, val_set, args.lr / 10, args.bn_epochs, calibrate_bn_steps=50,
+    run = train_model(model, train_set, val_set, args.bn_lr, args.bn_epochs, calibrate_bn_steps=50,
                       clip_per_tensor=True, **common)
     history += [dict(h, phase="frozen BN", epoch=h["epoch"] + len(history)) for h in run.history]
     train_seconds = time.perf_counter() - start
@@ -99,7 +102,7 @@ def main(argv=None) -> int:
              for h in history]
     target_met = result.mask["AP50"] >= 0.90 and total <= 30 * 60
     body = (f"From scratch, {args.epochs} epochs at lr {args.lr} + {args.fine_epochs} at lr {args.lr / 10} "
-            f"with batch-statistics BN, then {args.bn_epochs} at lr {args.lr / 10} with frozen, re-estimated BN; "
+            f"with batch-statistics BN, then {args.bn_epochs} at lr {args.bn_lr} with frozen, re-estimated BN; "
             f"{args.steps} steps of 4 images each; {args.train_images} training images (seed {TRAIN_SEED}), "
             f"evaluated on {args.eval_images} held-out images (seed {EVAL_SEED}).\n\n"
             f"Time: training {train_seconds / 60:.1f} min, evaluation {eval_seconds / 60:.1f} min, "

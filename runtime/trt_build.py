@@ -25,7 +25,7 @@ import shlex
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from runtime.files import atomic_path, write_text_atomic
 from runtime.model_info import ModelFileError, ModelInfo
@@ -50,6 +50,7 @@ class BuildOptions:
     timing_cache: Optional[str] = None
     dla_core: Optional[int] = None
     verbose: bool = False
+    batch_profile: Optional[Tuple[int, int, int]] = None  # (min, opt, max) for a dynamic batch dimension
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -58,6 +59,26 @@ class BuildOptions:
             raise ValueError(f"workspace must be positive, got {self.workspace_mb} MB")
         if self.dla_core is not None and self.dla_core < 0:
             raise ValueError(f"DLA core must be >= 0, got {self.dla_core}")
+        if self.batch_profile is not None:
+            low, opt, high = self.batch_profile
+            if not 1 <= low <= opt <= high:
+                raise ValueError(f"batch profile must be 1 <= min <= opt <= max, got {self.batch_profile}")
+
+
+# {input name: (min shape, opt shape, max shape)} of an optimization profile
+ProfileShapes = Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]]
+
+
+@dataclass
+class OnnxSummary:
+    """What the builder needs to know of an ONNX file before TensorRT parses it."""
+
+    sha256: str
+    metadata: Dict[str, str]
+    node_names: List[str]
+    has_qdq: bool
+    is_fp16: bool
+    inputs: Dict[str, List[Optional[int]]]  # None marks a dynamic dimension
 
 
 @dataclass
@@ -82,10 +103,14 @@ def metadata_path(engine_path: str) -> str:
     return engine_path + ".json"
 
 
-def trtexec_command(options: BuildOptions) -> str:
+def trtexec_command(options: BuildOptions, shapes: Optional[ProfileShapes] = None) -> str:
     """The trtexec line equivalent to ``options`` (TensorRT 8.5 to 10.x syntax)."""
     parts = ["trtexec", f"--onnx={options.onnx}", f"--saveEngine={options.output}",
              f"--memPoolSize=workspace:{options.workspace_mb}M"]
+    for flag, index in (("--minShapes", 0), ("--optShapes", 1), ("--maxShapes", 2)):
+        if shapes:
+            parts.append(flag + "=" + ",".join(f"{name}:{'x'.join(map(str, dims[index]))}"
+                                               for name, dims in shapes.items()))
     parts += {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--fp16"]}[options.precision]
     if options.timing_cache:
         parts.append(f"--timingCacheFile={options.timing_cache}")
@@ -96,37 +121,62 @@ def trtexec_command(options: BuildOptions) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def import_tensorrt(options: BuildOptions):
+def import_tensorrt(options: BuildOptions, shapes: Optional[ProfileShapes] = None):
     try:
         import tensorrt as trt
     except (ImportError, OSError) as exc:  # OSError: the bindings install but libnvinfer is missing
         raise TensorRTUnavailableError(
             f"TensorRT is not available here ({exc}). Build on the target GPU or Jetson, where JetPack or "
-            f"NVIDIA's pip index provides it, or run the equivalent command there:\n  {trtexec_command(options)}\n"
+            f"NVIDIA's pip index provides it, or run the equivalent command there:\n"
+            f"  {trtexec_command(options, shapes)}\n"
             f"(TensorRT 11's trtexec: drop --fp16/--int8 and pass --stronglyTyped with an fp16 or Q/DQ ONNX.)"
         ) from exc
     return trt
 
 
-def _onnx_summary(path: str):
-    """(sha256, model metadata, node names, has Q/DQ, float16 inputs/weights) of an ONNX file."""
+def read_onnx_summary(path: str) -> OnnxSummary:
     try:
         import onnx
     except ImportError as exc:
         raise ModelFileError("the onnx package is needed to read the model: pip install onnx") from exc
     with open(path, "rb") as f:
         data = f.read()
-    digest = hashlib.sha256(data).hexdigest()
     try:
         model = onnx.load_from_string(data)
     except Exception as exc:  # protobuf decode errors
         raise ModelFileError(f"{path}: not a readable ONNX file ({exc})") from exc
-    metadata = {p.key: p.value for p in model.metadata_props}
-    nodes = [n.name or n.op_type for n in model.graph.node]
-    qdq = any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in model.graph.node)
-    fp16 = any(i.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for i in model.graph.input) or any(
-        t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
-    return digest, metadata, nodes, qdq, fp16
+    graph = model.graph
+    fp16 = onnx.TensorProto.FLOAT16
+    inputs = {i.name: [d.dim_value if d.HasField("dim_value") else None for d in i.type.tensor_type.shape.dim]
+              for i in graph.input}
+    return OnnxSummary(
+        sha256=hashlib.sha256(data).hexdigest(), metadata={p.key: p.value for p in model.metadata_props},
+        node_names=[n.name or n.op_type for n in graph.node],
+        has_qdq=any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in graph.node),
+        is_fp16=any(i.type.tensor_type.elem_type == fp16 for i in graph.input)
+        or any(t.data_type == fp16 for t in graph.initializer),
+        inputs=inputs)
+
+
+def profile_shapes(options: BuildOptions, inputs: Dict[str, List[Optional[int]]]) -> Optional[ProfileShapes]:
+    """The optimization profile for an ONNX with a dynamic batch dimension (None when every
+    input is static, as this project's exports are: their batch is fixed at export)."""
+    dynamic = {name: dims for name, dims in inputs.items() if any(d is None for d in dims)}
+    if not dynamic:
+        batches = {dims[0] for dims in inputs.values() if dims}
+        if options.batch_profile and set(options.batch_profile) != batches:
+            raise BuildError(f"{options.onnx} has a fixed batch of {sorted(batches)}, not the batch profile "
+                             f"{options.batch_profile}: re-export with python -m export.to_onnx --batch N")
+        return None
+    if options.batch_profile is None:
+        raise BuildError(f"{options.onnx} has a dynamic batch dimension: pass --batch-profile MIN,OPT,MAX")
+    shapes = {}
+    for name, dims in dynamic.items():
+        if any(d is None for d in dims[1:]):
+            raise BuildError(f"{options.onnx}: input {name!r} {dims} is dynamic beyond the batch dimension; "
+                             f"export it with a fixed input size")
+        shapes[name] = tuple((batch, *dims[1:]) for batch in options.batch_profile)
+    return shapes
 
 
 def gpu_description() -> Dict[str, str]:
@@ -170,16 +220,17 @@ def parser_errors(parser, node_names: List[str]) -> str:
 
 def build_engine(options: BuildOptions) -> EngineMetadata:
     """Parse, configure, build and write the engine and its metadata (atomically)."""
-    trt = import_tensorrt(options)
-    if not os.path.isfile(options.onnx):
+    summary = read_onnx_summary(options.onnx) if os.path.isfile(options.onnx) else None
+    shapes = profile_shapes(options, summary.inputs) if summary else None
+    trt = import_tensorrt(options, shapes)
+    if summary is None:
         raise ModelFileError(f"{options.onnx}: ONNX file not found")
-    digest, model_metadata, node_names, has_qdq, is_fp16 = _onnx_summary(options.onnx)
-    ModelInfo.from_metadata(model_metadata, options.onnx)  # fail now if it is not our export
+    ModelInfo.from_metadata(summary.metadata, options.onnx)  # fail now if it is not our export
     logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
     trt.init_libnvinfer_plugins(logger, "")  # ROIAlign_TRT, EfficientNMS_TRT
     builder = trt.Builder(logger)
     strongly_typed = not hasattr(trt.BuilderFlag, "FP16")  # TensorRT 11 removed the precision flags
-    _check_precision(options, strongly_typed, has_qdq, is_fp16)
+    _check_precision(options, strongly_typed, summary.has_qdq, summary.is_fp16)
     flags = 0
     if strongly_typed:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -188,8 +239,14 @@ def build_engine(options: BuildOptions) -> EngineMetadata:
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(options.onnx):
-        raise BuildError(f"{options.onnx}: TensorRT's ONNX parser failed:\n{parser_errors(parser, node_names)}")
+        raise BuildError(f"{options.onnx}: TensorRT's ONNX parser failed:\n"
+                         f"{parser_errors(parser, summary.node_names)}")
     config = builder.create_builder_config()
+    if shapes:
+        profile = builder.create_optimization_profile()
+        for name, (low, opt, high) in shapes.items():
+            profile.set_shape(name, low, opt, high)
+        config.add_optimization_profile(profile)
     workspace = options.workspace_mb << 20
     if hasattr(config, "set_memory_pool_limit"):
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace)
@@ -215,7 +272,7 @@ def build_engine(options: BuildOptions) -> EngineMetadata:
         with atomic_path(options.timing_cache) as tmp, open(tmp, "wb") as f:
             f.write(config.get_timing_cache().serialize())
     metadata = EngineMetadata(tensorrt_version=trt.__version__, precision=options.precision,
-                              strongly_typed=strongly_typed, onnx_sha256=digest, model=model_metadata,
+                              strongly_typed=strongly_typed, onnx_sha256=summary.sha256, model=summary.metadata,
                               build_seconds=seconds, **gpu_description())
     write_text_atomic(metadata_path(options.output), json.dumps(asdict(metadata), indent=1))
     return metadata

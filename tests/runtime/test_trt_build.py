@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 import pytest
 
+from export import to_trt
 from runtime.model_info import ModelFileError
 from runtime.trt_build import (
     BuildError,
@@ -17,6 +18,8 @@ from runtime.trt_build import (
     check_engine_compatible,
     metadata_path,
     parser_errors,
+    profile_shapes,
+    read_onnx_summary,
     trtexec_command,
 )
 
@@ -51,6 +54,41 @@ def test_trtexec_command():
 def test_no_tensorrt_gives_the_trtexec_line():
     with pytest.raises(TensorRTUnavailableError, match=r"trtexec --onnx=m.onnx --saveEngine=m.engine .*--fp16"):
         build_engine(BuildOptions("m.onnx", "m.engine", "fp16"))
+
+
+def test_batch_profile():
+    static = {"images": [2, 3, 128, 128], "windows": [2, 4]}
+    assert profile_shapes(BuildOptions("m.onnx", "e"), static) is None
+    assert profile_shapes(BuildOptions("m.onnx", "e", batch_profile=(2, 2, 2)), static) is None
+    with pytest.raises(BuildError, match=r"fixed batch of \[2\].*--batch N"):
+        profile_shapes(BuildOptions("m.onnx", "e", batch_profile=(1, 2, 4)), static)
+    dynamic = {"images": [None, 3, 128, 128], "windows": [None, 4]}
+    with pytest.raises(BuildError, match="dynamic batch dimension: pass --batch-profile"):
+        profile_shapes(BuildOptions("m.onnx", "e"), dynamic)
+    shapes = profile_shapes(BuildOptions("m.onnx", "e", batch_profile=(1, 2, 4)), dynamic)
+    assert shapes == {"images": ((1, 3, 128, 128), (2, 3, 128, 128), (4, 3, 128, 128)),
+                      "windows": ((1, 4), (2, 4), (4, 4))}
+    line = trtexec_command(BuildOptions("m.onnx", "e"), shapes)
+    assert "--minShapes=images:1x3x128x128,windows:1x4" in line and "--maxShapes=images:4x3x128x128,windows:4x4" in line
+    with pytest.raises(BuildError, match="beyond the batch"):
+        profile_shapes(BuildOptions("m.onnx", "e", batch_profile=(1, 1, 1)), {"images": [None, 3, None, None]})
+    with pytest.raises(ValueError, match="min <= opt <= max"):
+        BuildOptions("m.onnx", "e", batch_profile=(2, 1, 4))
+    assert to_trt.batch_profile("2") == (2, 2, 2) and to_trt.batch_profile("1,2,4") == (1, 2, 4)
+
+
+def test_onnx_summary_of_an_export(tmp_path, tiny_model):
+    from export.to_onnx import export_onnx
+
+    path = str(tmp_path / "tiny.onnx")
+    export_onnx(tiny_model, path, "trt", batch_size=2)
+    summary = read_onnx_summary(path)
+    assert summary.inputs == {"images": [2, 3, 128, 128], "windows": [2, 4]}
+    assert not summary.has_qdq and not summary.is_fp16 and summary.metadata["mrcnn.target"] == "trt"
+    assert len(summary.sha256) == 64 and len(summary.node_names) > 100
+    (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
+    with pytest.raises(ModelFileError, match="broken.onnx: not a readable ONNX"):
+        read_onnx_summary(str(tmp_path / "broken.onnx"))
 
 
 def test_precision_needs_the_right_onnx():
