@@ -79,15 +79,13 @@ def latency_rows(size: int, runs: int, warmup: int, folder: str):
 def clamp_rows(folder: str, images: int):
     """AP of the shapes model with the configured and the clamped PRE_NMS_LIMIT."""
     from model.checkpoint import load_model
-    from model.dataset import ShapesDataset
+    from model.dataset import shapes_dataset
     from model.evaluate import evaluate
 
     if not os.path.isfile(SHAPES_CHECKPOINT):
         return [], {"skipped": f"{SHAPES_CHECKPOINT} not found; run python -m benchmarks.train_shapes first"}
     trained, checkpoint = load_model(SHAPES_CHECKPOINT)
-    held_out = ShapesDataset()
-    held_out.load_shapes(images, 128, 128, seed=2)
-    held_out.prepare()
+    held_out = shapes_dataset(images, 128, 128, seed=2)
     rows, data = [], {}
     for limit in (checkpoint.config.PRE_NMS_LIMIT, 4096, 3840):
         config = dataclasses.replace(checkpoint.config, PRE_NMS_LIMIT=limit, DETECTION_MIN_CONFIDENCE=0.0)

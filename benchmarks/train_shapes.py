@@ -31,7 +31,7 @@ import torch
 
 from benchmarks.common import markdown_table, write_report
 from model.configs import ShapesConfig
-from model.dataset import ShapesDataset
+from model.dataset import shapes_dataset
 from model.evaluate import evaluate
 from model.maskrcnn import MaskRCNN
 from model.training import checkpoint_path, train_model
@@ -39,13 +39,6 @@ from model.training import checkpoint_path, train_model
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT = os.path.join(HERE, "artifacts", "shapes_r50.pt")
 TRAIN_SEED, EVAL_SEED = 1, 2
-
-
-def shapes(count: int, seed: int, side: int) -> ShapesDataset:
-    dataset = ShapesDataset()
-    dataset.load_shapes(count, side, side, seed=seed)
-    dataset.prepare()
-    return dataset
 
 
 def main(argv=None) -> int:
@@ -70,7 +63,8 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     config = dataclasses.replace(ShapesConfig(), STEPS_PER_EPOCH=args.steps)
     side = config.IMAGE_SHAPE[0]
-    train_set, val_set = shapes(args.train_images, TRAIN_SEED, side), shapes(50, TRAIN_SEED + 100, side)
+    train_set = shapes_dataset(args.train_images, side, side, TRAIN_SEED)
+    val_set = shapes_dataset(50, side, side, TRAIN_SEED + 100)
     model = MaskRCNN(dataclasses.replace(config, TRAIN_BN=None))
     common = dict(layers="all", log_dir=args.log_dir, class_names=train_set.class_names)
     start = time.perf_counter()
@@ -91,7 +85,7 @@ def main(argv=None) -> int:
         shutil.copyfile(last, ARTIFACT)
 
     model.config = dataclasses.replace(config, DETECTION_MIN_CONFIDENCE=0.0)
-    held_out = shapes(args.eval_images, EVAL_SEED, side)
+    held_out = shapes_dataset(args.eval_images, side, side, EVAL_SEED)
     started = time.perf_counter()
     result = evaluate(model, held_out)
     eval_seconds = time.perf_counter() - started

@@ -66,6 +66,7 @@ TARGETS = ("onnx", "trt")
 EFFICIENT_NMS_MAX_CANDIDATES = 4096  # EfficientNMS_TRT processes the top 4096 scores
 TRT_TOPK_MAX_K = 3840  # TensorRT TopK: k <= 3840
 TRT_NMS_MAX_BOXES = 5000  # TensorRT INMSLayer (from ONNX NonMaxSuppression)
+ROI_ALIGN_PLUGIN_VERSIONS = ("2", "1")  # 2: IPluginV3, TensorRT >= 10.1; 1: TensorRT 8.5 to 10.x
 
 
 def _const(array: np.ndarray):
@@ -84,6 +85,11 @@ def _f(value: float):
 
 def _i(values_: Sequence[int]):
     return _const(np.array(values_, dtype=np.int64))
+
+
+def _box_index(index):
+    """Indices [B,k] -> [B,k,4], to gather whole boxes with GatherElements."""
+    return op.Expand(op.Unsqueeze(index, _i([2])), op.Concat(op.Shape(index), _i([4]), axis=0))
 
 
 def float_above(value: float) -> float:
@@ -118,9 +124,6 @@ def _crop_and_resize_rois(flat_boxes, height: int, width: int, pool: int):
     ry1, ry2 = axis(y1, y2, height)
     rx1, rx2 = axis(x1, x2, width)
     return op.Concat(rx1, ry1, rx2, ry2, axis=1)
-
-
-ROI_ALIGN_PLUGIN_VERSIONS = ("2", "1")  # 2: IPluginV3, TensorRT >= 10.1; 1: TensorRT 8.5 to 10.x
 
 
 def _pyramid_roi_align(target: str, plugin_version: str):
@@ -161,8 +164,7 @@ def _top_k_padded(kept_scores, boxes, scores, class_ids, k: int, num: int):
     take = min(k, num)
     top_scores, index = op.TopK(kept_scores, _i([take]), axis=1, largest=1, sorted=1)  # [B,take]
     valid = op.Not(op.IsInf(top_scores, detect_negative=1, detect_positive=0))
-    box_index = op.Expand(op.Unsqueeze(index, _i([2])), op.Concat(op.Shape(index), _i([4]), axis=0))
-    out_boxes = op.Where(op.Unsqueeze(valid, _i([2])), op.GatherElements(boxes, box_index, axis=1), _f(0.0))
+    out_boxes = op.Where(op.Unsqueeze(valid, _i([2])), op.GatherElements(boxes, _box_index(index), axis=1), _f(0.0))
     out_scores = op.Where(valid, op.GatherElements(scores, index, axis=1), _f(0.0))
     out_classes = op.Where(valid, op.GatherElements(class_ids, index, axis=1), _i([0]))
     count = op.ReduceSum(op.Cast(valid, to=7), _i([1]), keepdims=0)
@@ -248,11 +250,16 @@ def _decode(anchors, deltas, std_dev):
     return op.Clip(boxes, _f(0.0), _f(1.0))
 
 
+def _top_k_boxes(scores, deltas, anchors, std_dev: List[float], k: int):
+    """The k best anchors by score [B,A], decoded: (scores [B,k], boxes [B,k,4])."""
+    top_scores, index = op.TopK(scores, _i([k]), axis=1, largest=1, sorted=1)  # [B,k]
+    top_deltas = op.GatherElements(deltas, _box_index(index), axis=1)  # [B,k,4]
+    return top_scores, _decode(op.Gather(anchors, index, axis=0), top_deltas, std_dev)
+
+
 def _proposals_onnx(scores, deltas, anchors, std_dev: List[float], pre_nms_limit: int, nms_threshold: float,
                     proposal_count: int):
-    top_scores, index = op.TopK(scores, _i([pre_nms_limit]), axis=1, largest=1, sorted=1)  # [B,k]
-    delta_index = op.Expand(op.Unsqueeze(index, _i([2])), op.Concat(op.Shape(index), _i([4]), axis=0))
-    boxes = _decode(op.Gather(anchors, index, axis=0), op.GatherElements(deltas, delta_index, axis=1), std_dev)
+    top_scores, boxes = _top_k_boxes(scores, deltas, anchors, std_dev, pre_nms_limit)
     zeros = op.Cast(op.Mul(top_scores, _f(0.0)), to=7)
     _, proposals, _, _ = _nms_onnx(boxes, top_scores, zeros, nms_threshold, float("-inf"), proposal_count, 1,
                                    num=pre_nms_limit, presorted=True)
@@ -269,9 +276,7 @@ def _proposals_trt(scores, deltas, anchors, std_dev: List[float], pre_nms_limit:
     if pre_nms_limit in (num_anchors, EFFICIENT_NMS_MAX_CANDIDATES):
         boxes, top_scores = _decode(op.Unsqueeze(anchors, _i([0])), deltas, std_dev), scores  # [B,A,4]
     else:
-        top_scores, index = op.TopK(scores, _i([pre_nms_limit]), axis=1, largest=1, sorted=1)  # [B,k]
-        delta_index = op.Expand(op.Unsqueeze(index, _i([2])), op.Concat(op.Shape(index), _i([4]), axis=0))
-        boxes = _decode(op.Gather(anchors, index, axis=0), op.GatherElements(deltas, delta_index, axis=1), std_dev)
+        top_scores, boxes = _top_k_boxes(scores, deltas, anchors, std_dev, pre_nms_limit)
     _, proposals, _, _ = TRT_PLUGINS.EfficientNMS_TRT(
         boxes, op.Unsqueeze(top_scores, _i([2])), score_threshold=0.0, iou_threshold=float_above(nms_threshold),
         max_output_boxes=proposal_count, background_class=-1, score_activation=0, class_agnostic=1, box_coding=0,

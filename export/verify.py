@@ -17,11 +17,11 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from model.dataset import ShapesDataset
+from model.dataset import shapes_dataset
 from runtime.compare import Agreement, match_detections
 from runtime.detector import OnnxDetector
-from runtime.molding import denorm_boxes, mold_images, norm_boxes
-from runtime.postprocess import paste_mask
+from runtime.molding import denorm_boxes, mold_images
+from runtime.postprocess import boxes_in_window, paste_mask
 from runtime.results import Detections
 
 BOX_TOL, SCORE_TOL, TIE_TOL, MEAN_MASK_IOU = 0.5, 1e-4, 1e-5, 0.99
@@ -52,10 +52,7 @@ def verification_images(side: int, count: int = 3, seed: int = 321) -> List[np.n
     images = []
     for i in range(count):
         h, w = shapes_[i % len(shapes_)]
-        dataset = ShapesDataset()
-        dataset.load_shapes(1, h, w, seed=seed + i)
-        dataset.prepare()
-        images.append(dataset.load_image(0))
+        images.append(shapes_dataset(1, h, w, seed=seed + i).load_image(0))
     return images
 
 
@@ -63,11 +60,7 @@ def as_detections(outputs: Dict[str, np.ndarray], index: int, window, molded_sha
     """One image's raw outputs as Detections with *unrounded* original-pixel boxes and
     full-size masks (pasted with the rounded boxes, as unmolding does)."""
     count = int(outputs["num_detections"][index])
-    boxes = outputs["boxes"][index][:count].astype(np.float32)
-    wy1, wx1, wy2, wx2 = norm_boxes(np.asarray(window), molded_shape)
-    shift = np.array([wy1, wx1, wy1, wx1])
-    scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
-    on_window = np.divide(boxes - shift, scale)
+    on_window = boxes_in_window(outputs["boxes"][index][:count].astype(np.float32), window, molded_shape)
     height, width = original_shape
     pixels = on_window * np.array([height - 1, width - 1, height - 1, width - 1]) + np.array([0, 0, 1, 1])
     rounded = denorm_boxes(on_window, original_shape)

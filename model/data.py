@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from model.anchors import pixel_anchors
+from model.boxes import box_iou, box_refinement
 from model.config import Config
 from model.dataset import Dataset
 from runtime.image import ImageError
@@ -103,15 +104,8 @@ def load_image_targets(dataset: Dataset, config: Config, image_id: int, rng: np.
 
 
 def compute_overlaps(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
-    """IoU [N,M] of two box sets (Matterport's utils.compute_overlaps)."""
-    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
-    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
-    y1 = np.maximum(boxes1[:, None, 0], boxes2[None, :, 0])
-    x1 = np.maximum(boxes1[:, None, 1], boxes2[None, :, 1])
-    y2 = np.minimum(boxes1[:, None, 2], boxes2[None, :, 2])
-    x2 = np.minimum(boxes1[:, None, 3], boxes2[None, :, 3])
-    intersection = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
-    return intersection / (area1[:, None] + area2[None, :] - intersection)
+    """IoU float64 [N,M] of two pixel box sets (Matterport's utils.compute_overlaps)."""
+    return box_iou(torch.from_numpy(boxes1.astype(np.float64)), torch.from_numpy(boxes2.astype(np.float64))).numpy()
 
 
 def build_rpn_targets(anchors: np.ndarray, gt_class_ids: np.ndarray, gt_boxes: np.ndarray,
@@ -151,13 +145,7 @@ def build_rpn_targets(anchors: np.ndarray, gt_class_ids: np.ndarray, gt_boxes: n
     positive = np.nonzero(match == 1)[0]
     if len(positive):
         gt = gt_boxes[best_gt[positive]].astype(np.float64)
-        a = anchors[positive]
-        a_h, a_w = a[:, 2] - a[:, 0], a[:, 3] - a[:, 1]
-        gt_h, gt_w = gt[:, 2] - gt[:, 0], gt[:, 3] - gt[:, 1]
-        deltas = np.stack([
-            (gt[:, 0] + 0.5 * gt_h - (a[:, 0] + 0.5 * a_h)) / a_h,
-            (gt[:, 1] + 0.5 * gt_w - (a[:, 1] + 0.5 * a_w)) / a_w,
-            np.log(gt_h / a_h), np.log(gt_w / a_w)], axis=1)
+        deltas = box_refinement(torch.from_numpy(anchors[positive]), torch.from_numpy(gt)).numpy()  # [P,4]
         rpn_bbox[:len(positive)] = deltas / np.asarray(config.RPN_BBOX_STD_DEV)
     return match, rpn_bbox
 

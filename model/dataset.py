@@ -13,7 +13,9 @@ import math
 from typing import Dict, List, Tuple
 
 import numpy as np
+import torch
 
+from model.boxes import box_iou
 from runtime.image import load_image
 
 
@@ -124,6 +126,14 @@ class ShapesDataset(Dataset):
         return masks[:, :, keep], class_ids[keep]
 
 
+def shapes_dataset(count: int, height: int = 128, width: int = 128, seed: int = 0) -> ShapesDataset:
+    """A prepared ShapesDataset of ``count`` images."""
+    dataset = ShapesDataset()
+    dataset.load_shapes(count, height, width, seed=seed)
+    dataset.prepare()
+    return dataset
+
+
 def random_image_spec(rng: np.random.Generator, height: int, width: int):
     """Background colour and 1-4 shapes (name, colour, (cy, cx, size)); shapes whose
     boxes overlap a kept one by IoU > 0.3 are dropped, as Matterport does."""
@@ -137,19 +147,11 @@ def random_image_spec(rng: np.random.Generator, height: int, width: int):
         cy = int(rng.integers(size, max(size + 1, height - size)))
         cx = int(rng.integers(size, max(size + 1, width - size)))
         box = np.array([cy - size, cx - size, cy + size, cx + size], np.float64)
-        if boxes and _iou(box, np.array(boxes)).max() > 0.3:
+        if boxes and box_iou(torch.from_numpy(box[None]), torch.from_numpy(np.array(boxes))).max() > 0.3:
             continue
         boxes.append(box)
         shapes.append((name, color, (cy, cx, size)))
     return background, shapes
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    inter_h = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    inter_w = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = inter_h * inter_w
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter)
 
 
 def shape_mask(name: str, dims: Tuple[int, int, int], height: int, width: int) -> np.ndarray:

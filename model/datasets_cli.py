@@ -15,7 +15,7 @@ import importlib
 import os
 
 from model.coco import CocoDataset, DatasetError
-from model.dataset import Dataset, ShapesDataset
+from model.dataset import Dataset, shapes_dataset
 
 SHAPES_SEEDS = {"train": 1, "val": 2}
 
@@ -36,20 +36,20 @@ def open_dataset(args, subset: str, model_config) -> Dataset:
     if args.data and not os.path.exists(args.data):
         raise DatasetError(f"--data {args.data} does not exist")
     if args.dataset == "shapes":
-        dataset = ShapesDataset()
         count = args.shapes_count or (500 if subset == "train" else 100)
         side = model_config.IMAGE_SHAPE[0]
-        dataset.load_shapes(count, side, side, seed=SHAPES_SEEDS[subset])
+        dataset = shapes_dataset(count, side, side, seed=SHAPES_SEEDS[subset])  # prepared
     elif args.dataset == "coco":
         dataset = CocoDataset()
         json_path, image_dir = _coco_paths(args, subset)
         dataset.load_coco(json_path, image_dir)
+        dataset.prepare()
     else:
         dataset = _custom_dataset(args.dataset)
         if not args.data:
             raise DatasetError(f"--dataset {args.dataset} needs --data")
         dataset.load(args.data, subset)
-    dataset.prepare()
+        dataset.prepare()
     if dataset.num_images == 0:
         raise DatasetError(f"the {subset} set of --dataset {args.dataset} has no usable images")
     if dataset.num_classes != model_config.NUM_CLASSES:

@@ -53,8 +53,3 @@ def average(values: torch.Tensor, context: Distributed) -> torch.Tensor:
         dist.all_reduce(values)
         values /= context.world_size
     return values
-
-
-def teardown(context: Distributed) -> None:
-    if context.enabled and dist.is_initialized():
-        dist.destroy_process_group()

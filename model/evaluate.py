@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import sys
@@ -162,8 +163,6 @@ def main(argv=None) -> int:
     parser.add_argument("--output", default="detections.json", help="COCO results JSON to write")
     args = parser.parse_args(argv)
     try:
-        import dataclasses
-
         model, _ = load_any(args.weights, args.config)
         model.config = dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=args.min_confidence)
         dataset = open_dataset(args, subset="val", model_config=model.config)

@@ -16,6 +16,7 @@ A checkpoint is written after every epoch; Ctrl-C loses at most the current epoc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -64,8 +65,8 @@ def initialise(model, init: str, args, log_dir: str):
     checkpoint = load_checkpoint(path)
     state = checkpoint.state_dict
     if checkpoint.config.NUM_CLASSES != config.NUM_CLASSES:
-        heads = tuple(f"{m}." for m in ("box_head.mrcnn_class_logits", "box_head.mrcnn_bbox_fc",
-                                          "mask_head.mrcnn_mask"))
+        head_modules = {id(m) for name, m in model.keras_layers().items() if name in HEAD_LAYERS}
+        heads = tuple(f"{name}." for name, m in model.named_modules() if id(m) in head_modules)
         state = {k: v for k, v in state.items() if not k.startswith(heads)}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or any(not k.startswith(("box_head.", "mask_head.")) for k in missing):
@@ -97,8 +98,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        import dataclasses
-
         from model.config_loading import load_config
         from model.configs import CocoConfig, ShapesConfig
         from model.maskrcnn import MaskRCNN

@@ -245,8 +245,9 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     run = run or TrainingRun(run_dir=new_run_dir(log_dir, config.NAME or "mrcnn"))
     model.to(context.device)
     names = set_trainable(model, layers)
-    trainable = [p for _, p in _named_trainable(model)]
-    decayed = [p for name, p in _named_trainable(model) if not _is_bn(model, name)]
+    named = _named_trainable(model)
+    trainable = [p for _, p in named]
+    decayed = [p for name, p in named if not _is_bn(model, name)]
     optimizer = torch.optim.SGD(trainable, lr=learning_rate, momentum=config.LEARNING_MOMENTUM)
     if run.optimizer_state is not None and run.layers == layers:
         optimizer.load_state_dict(run.optimizer_state)

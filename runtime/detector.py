@@ -55,8 +55,8 @@ class Detector:
 class OnnxDetector(Detector):
     """An exported model in ONNX Runtime (CPU by default; pass providers for GPU).
 
-    ``custom_ops`` is an onnxruntime SessionOptions hook (e.g. registering
-    onnxruntime-extensions) for graphs with TensorRT plugin nodes.
+    ``session_options``: onnxruntime SessionOptions to start from (e.g. with
+    onnxruntime-extensions registered, for graphs with TensorRT plugin nodes).
     """
 
     def __init__(self, path: str, providers: Optional[Sequence[str]] = None, threads: int = 0,

@@ -21,6 +21,16 @@ from runtime.results import Detections
 MASK_THRESHOLD = 0.5
 
 
+def boxes_in_window(boxes: np.ndarray, window: Tuple[int, int, int, int],
+                    molded_shape: Tuple[int, int]) -> np.ndarray:
+    """Normalised float32 [N,4] boxes in the molded image -> normalised float64 [N,4]
+    boxes in the original image (the window of the real image)."""
+    wy1, wx1, wy2, wx2 = norm_boxes(np.asarray(window), molded_shape)
+    shift = np.array([wy1, wx1, wy1, wx1])
+    scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
+    return np.divide(boxes - shift, scale)
+
+
 def boxes_to_original(
     boxes: np.ndarray,
     window: Tuple[int, int, int, int],
@@ -29,10 +39,7 @@ def boxes_to_original(
 ) -> np.ndarray:
     """Normalised float32 [N,4] boxes in the molded image -> int32 pixel boxes in the
     original image (through the window of the real image)."""
-    wy1, wx1, wy2, wx2 = norm_boxes(np.asarray(window), molded_shape)
-    shift = np.array([wy1, wx1, wy1, wx1])
-    scale = np.array([wy2 - wy1, wx2 - wx1, wy2 - wy1, wx2 - wx1])
-    return denorm_boxes(np.divide(boxes - shift, scale), original_shape)
+    return denorm_boxes(boxes_in_window(boxes, window, molded_shape), original_shape)
 
 
 def paste_mask(mask: np.ndarray, box: np.ndarray, full: np.ndarray) -> None:

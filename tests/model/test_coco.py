@@ -8,17 +8,14 @@ import pytest
 from PIL import Image
 
 from model.coco import CocoDataset, DatasetError, read_coco_json, rle_encode, write_coco_json
-from model.dataset import ShapesDataset
+from model.dataset import shapes_dataset
 from model.evaluate import evaluate
 from runtime.results import Detections
 
 
 @pytest.fixture()
 def shapes():
-    d = ShapesDataset()
-    d.load_shapes(5, 64, 80, seed=7)
-    d.prepare()
-    return d
+    return shapes_dataset(5, 64, 80, seed=7)
 
 
 def export_with_images(dataset, folder):

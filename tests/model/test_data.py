@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from model.data import DataError, TrainingData, build_rpn_targets, extract_bboxes, load_image_targets, minimize_masks
-from model.dataset import Dataset, ShapesDataset
+from model.dataset import Dataset, shapes_dataset
 from runtime.molding import resize_image
 
 
@@ -26,10 +26,7 @@ def test_minimize_masks_keeps_the_shape():
 
 @pytest.fixture(scope="module")
 def shapes():
-    d = ShapesDataset()
-    d.load_shapes(6, 96, 160, seed=3)
-    d.prepare()
-    return d
+    return shapes_dataset(6, 96, 160, seed=3)
 
 
 def test_targets_are_molded_like_inference(shapes, tiny_config):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.dataset import Dataset, ShapesDataset
+from model.dataset import Dataset, shapes_dataset
 
 
 def test_classes_from_two_sources():
@@ -23,10 +23,7 @@ def test_classes_from_two_sources():
 
 
 def make(seed, count=6, height=96, width=160):
-    d = ShapesDataset()
-    d.load_shapes(count, height, width, seed=seed)
-    d.prepare()
-    return d
+    return shapes_dataset(count, height, width, seed)
 
 
 def test_shapes_are_deterministic_and_seedable():

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from model import train as train_cli
 from model.config import Config
 from model.configs import ShapesConfig
-from model.dataset import ShapesDataset
+from model.dataset import shapes_dataset
 from model.maskrcnn import MaskRCNN
 from model.training import TrainingRun, find_last, resume, set_trainable, train_model
 
@@ -25,10 +25,7 @@ def training_config(tiny_config, **overrides):
 
 
 def shapes(count=8, seed=1):
-    d = ShapesDataset()
-    d.load_shapes(count, 128, 128, seed=seed)
-    d.prepare()
-    return d
+    return shapes_dataset(count, 128, 128, seed)
 
 
 def new_model(config, seed=0):
