@@ -41,14 +41,18 @@ def time_it(name: str, fn: Callable[[], object], runs: int = 5, warmup: int = 1)
 
 def machine() -> Dict[str, object]:
     """CPU model, core count and library versions."""
-    cpu = platform.processor() or "unknown"
+    cpu, flags = platform.processor() or "unknown", []
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            lines = f.read().splitlines()
+        cpu = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        flags = next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags"))
     except (OSError, StopIteration):
         pass
     info = {"cpu": cpu, "logical_cores": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(),
+            # what bfloat16 speed depends on (AMX tiles, AVX512 bf16 instructions)
+            "cpu_bf16": " ".join(f for f in flags if f in ("amx_bf16", "avx512_bf16")) or "none"}
     try:
         import torch
         info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
@@ -71,6 +75,14 @@ def write_report(stem: str, title: str, body: str, data: Dict[str, object]) -> L
     write_text_atomic(stem + ".md", md)
     write_text_atomic(stem + ".json", json.dumps(data, indent=1, default=_plain))
     return [stem + ".md", stem + ".json"]
+
+
+def publish(stem: str, title: str, body: str, data: Dict[str, object], next_command: str) -> None:
+    """Write the report (see write_report), print its body, where it went and what to run next."""
+    paths = write_report(stem, title, body, data)
+    print(body)
+    print("wrote " + ", ".join(paths))
+    print("next: " + next_command)
 
 
 def _plain(value):

@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 import torch
 
-from benchmarks.common import markdown_table, time_it, write_report
+from benchmarks.common import markdown_table, publish, time_it
 from export.to_onnx import export_config, export_onnx
 from model.config import Config
 from model.maskrcnn import MaskRCNN
@@ -133,10 +133,8 @@ def main(argv=None) -> int:
                                    "exported mask AP"], ap_rows))
     else:
         body += f"\n\nAP cost of the clamp: {data['clamp']['skipped']}"
-    paths = write_report(args.output, "ONNX export: time, size, CPU latency, clamp cost", body, data)
-    print(body)
-    print("wrote " + ", ".join(paths))
-    print("next: python -m export.to_trt --onnx MODEL.onnx --precision fp16   (on the target GPU)")
+    publish(args.output, "ONNX export: time, size, CPU latency, clamp cost", body, data,
+            "python -m export.to_trt --onnx MODEL.onnx --precision fp16   (on the target GPU)")
     return 0
 
 

@@ -19,7 +19,7 @@ import sys
 import numpy as np
 import torch
 
-from benchmarks.common import markdown_table, time_it, write_report
+from benchmarks.common import markdown_table, publish, time_it
 from model.config import Config
 from model.maskrcnn import MaskRCNN
 from runtime.molding import mold_images
@@ -79,9 +79,8 @@ def main(argv=None) -> int:
             f"the ratio to the whole graph at the same size (same process, same molded input; "
             f"detect adds molding and pasting of the full-size masks).\n\n"
             + markdown_table(["input", "stage", "median s", "min - max", "IQR", "/ graph"], rows))
-    paths = write_report(args.output, "PyTorch CPU latency", body, data)
-    print("wrote " + ", ".join(paths))
-    print("next: python -m model.convert_h5 IN.h5 OUT.pt   (to run your own weights)")
+    publish(args.output, "PyTorch CPU latency", body, data,
+            "python -m model.convert_h5 IN.h5 OUT.pt   (to run your own weights)")
     return 0
 
 

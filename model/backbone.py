@@ -12,7 +12,7 @@ weights import by name.
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple
+from typing import Dict, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -21,28 +21,63 @@ from torch import nn
 STAGE4_BLOCKS = {"resnet50": 5, "resnet101": 22}
 
 
-class BatchNorm(nn.BatchNorm2d):
-    """Keras BatchNormalization (epsilon 1e-3, momentum 0.99).
+class BatchNormMode(NamedTuple):
+    """How the BatchNorm layers normalise while training (inference always uses the
+    moving statistics). frozen: Matterport's TRAIN_BN False; renorm_momentum: with
+    frozen False, the update rate (PyTorch convention, 1 - Keras momentum) of Batch
+    Renormalization's moving statistics, None for plain batch statistics."""
 
-    frozen=True (Matterport's TRAIN_BN=False) always normalises with the moving
-    statistics, also while training; gamma and beta still learn.
+    frozen: bool = True
+    renorm_momentum: Optional[float] = None
+
+
+# Batch Renormalization's correction limits, reached linearly over the first steps
+# (the paper starts as plain BN: r_max 1, d_max 0).
+RENORM_R_MAX, RENORM_D_MAX, RENORM_RAMP_STEPS = 3.0, 5.0, 200
+FROZEN = BatchNormMode()
+
+
+class BatchNorm(nn.BatchNorm2d):
+    """Keras BatchNormalization (epsilon 1e-3, momentum 0.99), float [B,C,H,W].
+
+    mode.frozen (Matterport's TRAIN_BN=False) always normalises with the moving
+    statistics, also while training; gamma and beta still learn. See BatchNormMode.
     """
 
-    def __init__(self, num_features: int, frozen: bool = True):
+    def __init__(self, num_features: int, mode: BatchNormMode = FROZEN):
         super().__init__(num_features, eps=1e-3, momentum=0.01)
-        self.frozen = frozen
+        self.frozen = mode.frozen
+        self.renorm_momentum = mode.renorm_momentum
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and not self.frozen:
-            return super().forward(x)
+            return super().forward(x) if self.renorm_momentum is None else self._renorm(x)
         return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                             False, 0.0, self.eps)
 
+    def _renorm(self, x: torch.Tensor) -> torch.Tensor:
+        """Batch Renormalization: y = gamma * (x_hat * r + d) + beta, x_hat normalised with
+        the batch statistics (mu_B, sigma_B), r = sigma_B / sigma and d = (mu_B - mu) / sigma
+        clipped and without gradient: within the clip this is the moving-statistics
+        normalisation (x - mu) / sigma. num_batches_tracked counts steps for the ramp."""
+        ramp = (self.num_batches_tracked.float() / RENORM_RAMP_STEPS).clamp(max=1.0)
+        r_max, d_max = 1.0 + (RENORM_R_MAX - 1.0) * ramp, RENORM_D_MAX * ramp
+        moving_mean, moving_std = self.running_mean.clone(), (self.running_var + self.eps).sqrt()  # [C]
+        # x_hat, and the batch mean and 1/sigma_B [C]; updates the moving statistics
+        x_hat, mean, invstd = torch.native_batch_norm(x, None, None, self.running_mean, self.running_var,
+                                                      True, self.renorm_momentum, self.eps)
+        self.num_batches_tracked += 1
+        r = torch.clamp(1.0 / (invstd * moving_std), 1.0 / r_max, r_max)
+        d = torch.clamp((mean - moving_mean) / moving_std, -d_max, d_max)
+        scale = (self.weight * r).view(1, -1, 1, 1).to(x.dtype)
+        shift = (self.bias + self.weight * d).view(1, -1, 1, 1).to(x.dtype)
+        return x_hat * scale + shift
 
-def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int, frozen_bn: bool):
+
+def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int, bn_mode: BatchNormMode):
     """A biased conv ("same" padding for odd kernels at stride 1) and its BatchNorm."""
     padding = kernel // 2 if stride == 1 else 0
-    return nn.Conv2d(in_ch, out_ch, kernel, stride, padding), BatchNorm(out_ch, frozen_bn)
+    return nn.Conv2d(in_ch, out_ch, kernel, stride, padding), BatchNorm(out_ch, bn_mode)
 
 
 def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Tensor:
@@ -66,16 +101,16 @@ def max_pool_same(x: torch.Tensor, kernel: int = 3, stride: int = 2) -> torch.Te
 class Bottleneck(nn.Module):
     """1x1 (stride s) -> 3x3 -> 1x1 residual block; ``conv_shortcut`` adds res*_branch1."""
 
-    def __init__(self, in_ch, filters, stride, conv_shortcut, frozen_bn, name):
+    def __init__(self, in_ch, filters, stride, conv_shortcut, bn_mode, name):
         super().__init__()
         f1, f2, f3 = filters
         self.block_id = name  # e.g. "4b": Keras layers res4b_branch2a, bn4b_branch2a, ...
-        self.conv2a, self.bn2a = conv_bn(in_ch, f1, 1, stride, frozen_bn)
-        self.conv2b, self.bn2b = conv_bn(f1, f2, 3, 1, frozen_bn)
-        self.conv2c, self.bn2c = conv_bn(f2, f3, 1, 1, frozen_bn)
+        self.conv2a, self.bn2a = conv_bn(in_ch, f1, 1, stride, bn_mode)
+        self.conv2b, self.bn2b = conv_bn(f1, f2, 3, 1, bn_mode)
+        self.conv2c, self.bn2c = conv_bn(f2, f3, 1, 1, bn_mode)
         self.conv1 = self.bn1 = None
         if conv_shortcut:
-            self.conv1, self.bn1 = conv_bn(in_ch, f3, 1, stride, frozen_bn)
+            self.conv1, self.bn1 = conv_bn(in_ch, f3, 1, stride, bn_mode)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.relu(self.bn2a(self.conv2a(x)))
@@ -106,12 +141,12 @@ class BackboneFeatures(NamedTuple):
 class ResNet(nn.Module):
     """ResNet50/101 with Matterport's layout; returns C2..C5."""
 
-    def __init__(self, architecture: str = "resnet101", frozen_bn: bool = True):
+    def __init__(self, architecture: str = "resnet101", bn_mode: BatchNormMode = FROZEN):
         super().__init__()
         if architecture not in STAGE4_BLOCKS:
             raise ValueError(f"architecture must be one of {sorted(STAGE4_BLOCKS)}, got {architecture!r}")
         self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3)
-        self.bn_conv1 = BatchNorm(64, frozen_bn)
+        self.bn_conv1 = BatchNorm(64, bn_mode)
         stages = [(2, 3, (64, 64, 256), 1), (3, 4, (128, 128, 512), 2),
                   (4, 1 + STAGE4_BLOCKS[architecture], (256, 256, 1024), 2),
                   (5, 3, (512, 512, 2048), 2)]
@@ -122,7 +157,7 @@ class ResNet(nn.Module):
             for index in range(blocks):
                 first = index == 0
                 name = f"{stage}{chr(ord('a') + index)}"
-                layers.append(Bottleneck(in_ch, filters, stride if first else 1, first, frozen_bn, name))
+                layers.append(Bottleneck(in_ch, filters, stride if first else 1, first, bn_mode, name))
                 in_ch = filters[2]
             self.stages.append(nn.Sequential(*layers))
 

@@ -100,6 +100,12 @@ class Config:
         default_factory=lambda: {name: 1.0 for name in LOSS_NAMES})
     USE_RPN_ROIS: bool = True
     TRAIN_BN: Optional[bool] = False
+    # Not in Matterport. With TRAIN_BN True/None, Batch Renormalization (Ioffe, 2017):
+    # training normalises with the moving statistics (as inference does) while gradients
+    # flow through the batch statistics, so small batches leave no train/inference gap.
+    # The moving statistics follow the batches with this (Keras-style) momentum.
+    BATCH_RENORM: bool = False
+    BATCH_RENORM_MOMENTUM: float = 0.9
     GRADIENT_CLIP_NORM: float = 5.0
 
     def __init_subclass__(cls, **kwargs):
@@ -249,6 +255,10 @@ def _problems(c: Config):
         yield f"LOSS_WEIGHTS has unknown losses {unknown}; known: {list(LOSS_NAMES)}"
     if c.TRAIN_BN not in (True, False, None):
         yield f"TRAIN_BN must be True, False or None, got {c.TRAIN_BN!r}"
+    if c.BATCH_RENORM and c.TRAIN_BN is False:
+        yield "BATCH_RENORM needs TRAIN_BN True or None (with TRAIN_BN False, BN is frozen)"
+    if not 0 <= c.BATCH_RENORM_MOMENTUM < 1:
+        yield f"BATCH_RENORM_MOMENTUM must be in [0, 1), got {c.BATCH_RENORM_MOMENTUM}"
     if c.DETECTION_MAX_INSTANCES > c.POST_NMS_ROIS_INFERENCE:
         yield (f"DETECTION_MAX_INSTANCES ({c.DETECTION_MAX_INSTANCES}) cannot exceed "
                f"POST_NMS_ROIS_INFERENCE ({c.POST_NMS_ROIS_INFERENCE})")

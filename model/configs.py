@@ -8,7 +8,8 @@ from model.config import Config
 class ShapesConfig(Config):
     """The synthetic shapes set (Matterport's samples/shapes), small enough to train on a
     CPU from scratch: ResNet50, 128x128 images. BN stays frozen (Matterport's default);
-    from scratch its statistics are calibrated on the data first (--init none)."""
+    from scratch its statistics are calibrated on the data first (--init none), or BN
+    trains with batch renormalization (--batch-renorm, what benchmarks/train_shapes.py uses)."""
 
     NAME = "shapes"
     BACKBONE = "resnet50"

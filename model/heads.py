@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.backbone import BatchNorm
+from model.backbone import BatchNorm, BatchNormMode
 
 
 class BoxHeadOutput(NamedTuple):
@@ -27,13 +27,13 @@ class BoxHead(nn.Module):
     """7x7 "valid" conv (an FC layer) + BN + ReLU, 1x1 conv + BN + ReLU, then class
     logits and class-specific box deltas."""
 
-    def __init__(self, depth: int, pool_size: int, num_classes: int, fc_size: int, frozen_bn: bool):
+    def __init__(self, depth: int, pool_size: int, num_classes: int, fc_size: int, bn_mode: BatchNormMode):
         super().__init__()
         self.num_classes = num_classes
         self.mrcnn_class_conv1 = nn.Conv2d(depth, fc_size, pool_size)
-        self.mrcnn_class_bn1 = BatchNorm(fc_size, frozen_bn)
+        self.mrcnn_class_bn1 = BatchNorm(fc_size, bn_mode)
         self.mrcnn_class_conv2 = nn.Conv2d(fc_size, fc_size, 1)
-        self.mrcnn_class_bn2 = BatchNorm(fc_size, frozen_bn)
+        self.mrcnn_class_bn2 = BatchNorm(fc_size, bn_mode)
         self.mrcnn_class_logits = nn.Linear(fc_size, num_classes)
         self.mrcnn_bbox_fc = nn.Linear(fc_size, 4 * num_classes)
 
@@ -60,12 +60,12 @@ class MaskHead(nn.Module):
     """Four 3x3 conv + BN + ReLU, a 2x2 stride-2 transposed conv + ReLU, and a 1x1
     conv to one sigmoid mask per class."""
 
-    def __init__(self, depth: int, num_classes: int, frozen_bn: bool):
+    def __init__(self, depth: int, num_classes: int, bn_mode: BatchNormMode):
         super().__init__()
         self.num_classes = num_classes
         for i in range(1, 5):
             setattr(self, f"mrcnn_mask_conv{i}", nn.Conv2d(depth if i == 1 else 256, 256, 3, padding=1))
-            setattr(self, f"mrcnn_mask_bn{i}", BatchNorm(256, frozen_bn))
+            setattr(self, f"mrcnn_mask_bn{i}", BatchNorm(256, bn_mode))
         self.mrcnn_mask_deconv = nn.ConvTranspose2d(256, 256, 2, stride=2)
         self.mrcnn_mask = nn.Conv2d(256, num_classes, 1)
 

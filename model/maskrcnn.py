@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from model.anchors import generate_anchors
-from model.backbone import BackboneFeatures, ResNet
+from model.backbone import BackboneFeatures, BatchNormMode, ResNet
 from model.boxes import norm_boxes
 from model.config import Config
 from model.detection import DetectionBoxes, refine_detections
@@ -67,14 +67,15 @@ class MaskRCNN(nn.Module):
     def __init__(self, config: Config):
         super().__init__()
         self.config = config.validate()
-        frozen_bn = config.TRAIN_BN is False
+        bn_mode = BatchNormMode(frozen=config.TRAIN_BN is False,
+                                renorm_momentum=1.0 - config.BATCH_RENORM_MOMENTUM if config.BATCH_RENORM else None)
         depth = config.TOP_DOWN_PYRAMID_SIZE
-        self.backbone = ResNet(config.BACKBONE, frozen_bn)
+        self.backbone = ResNet(config.BACKBONE, bn_mode)
         self.fpn = FPN(depth)
         self.rpn = RPNHead(depth, len(config.RPN_ANCHOR_RATIOS), config.RPN_ANCHOR_STRIDE)
         self.box_head = BoxHead(depth, config.POOL_SIZE, config.NUM_CLASSES,
-                                config.FPN_CLASSIF_FC_LAYERS_SIZE, frozen_bn)
-        self.mask_head = MaskHead(depth, config.NUM_CLASSES, frozen_bn)
+                                config.FPN_CLASSIF_FC_LAYERS_SIZE, bn_mode)
+        self.mask_head = MaskHead(depth, config.NUM_CLASSES, bn_mode)
         self._anchor_cache: Dict[Tuple[int, int], np.ndarray] = {}
         self.epoch = 0  # epochs trained so far (Matterport's model.epoch)
         self.reset_parameters()

@@ -1,6 +1,6 @@
 """Train Mask R-CNN (Matterport's training loop, in PyTorch).
 
-    python -m model.train --dataset shapes --init none --layers all --epochs 10
+    python -m model.train --dataset shapes --init none --batch-renorm --precision bf16 --layers all --epochs 20
     python -m model.train --dataset coco --data /data/coco --init imagenet --layers heads --epochs 40
     python -m model.train --dataset coco --data /data/coco --init last --epochs 60      # resume
     python -m model.train --dataset balloon.data:BalloonDataset --data balloon/ \\
@@ -95,6 +95,12 @@ def main(argv=None) -> int:
     parser.add_argument("--clip-per-tensor", action="store_true",
                         help="clip each gradient tensor to GRADIENT_CLIP_NORM (default: Matterport's global norm); "
                              "recommended from scratch, where conv1's gradient dwarfs the others")
+    parser.add_argument("--batch-renorm", action="store_true",
+                        help="train BN with Batch Renormalization (TRAIN_BN None, BATCH_RENORM True): "
+                             "recommended with --init none, where there are no statistics to freeze")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="bf16: bfloat16 autocast (1.5x faster per step on a CPU with AMX; needs AVX512-BF16/AMX "
+                             "or a bf16-capable GPU to pay off); losses, proposals and targets stay float32")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -107,6 +113,8 @@ def main(argv=None) -> int:
                                                                else ShapesConfig())
         if args.steps_per_epoch:
             config = dataclasses.replace(config, STEPS_PER_EPOCH=args.steps_per_epoch)
+        if args.batch_renorm:
+            config = dataclasses.replace(config, TRAIN_BN=None, BATCH_RENORM=True)
         train_set = open_dataset(args, "train", config)
         val_set = open_dataset(args, "val", config)
         model = MaskRCNN(config)
@@ -114,7 +122,7 @@ def main(argv=None) -> int:
         run = train_model(model, train_set, val_set, args.lr or config.LEARNING_RATE, args.epochs,
                           layers=args.layers, flip=not args.no_flip, log_dir=args.log_dir, run=run,
                           seed=args.seed, workers=args.workers, class_names=train_set.class_names,
-                          clip_per_tensor=args.clip_per_tensor,
+                          clip_per_tensor=args.clip_per_tensor, precision=args.precision,
                           calibrate_bn_steps=20 if args.init == "none" and config.TRAIN_BN is False else 0)
     except (WeightsError, ConfigError, DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -24,16 +24,15 @@ import numpy as np
 import torch
 
 
-def _iou_one_to_many(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """IoU float32 [M] of one box [4] with ``others`` [M,4], TensorFlow's arithmetic."""
-    ymin = np.minimum(box[0], box[2])
-    xmin = np.minimum(box[1], box[3])
-    ymax = np.maximum(box[0], box[2])
-    xmax = np.maximum(box[1], box[3])
-    o_ymin = np.minimum(others[:, 0], others[:, 2])
-    o_xmin = np.minimum(others[:, 1], others[:, 3])
-    o_ymax = np.maximum(others[:, 0], others[:, 2])
-    o_xmax = np.maximum(others[:, 1], others[:, 3])
+def _iou_matrix(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU float32 [K,M] of ``boxes`` [K,4] with ``others`` [M,4], TensorFlow's arithmetic
+    (corners reordered, IoU 0 when either box has zero area)."""
+    def corners(b):
+        return (np.minimum(b[:, 0], b[:, 2]), np.minimum(b[:, 1], b[:, 3]),
+                np.maximum(b[:, 0], b[:, 2]), np.maximum(b[:, 1], b[:, 3]))
+
+    ymin, xmin, ymax, xmax = (v[:, None] for v in corners(boxes))  # [K,1]
+    o_ymin, o_xmin, o_ymax, o_xmax = (v[None, :] for v in corners(others))  # [1,M]
     area = (ymax - ymin) * (xmax - xmin)
     o_area = (o_ymax - o_ymin) * (o_xmax - o_xmin)
     inter_h = np.maximum(np.minimum(ymax, o_ymax) - np.maximum(ymin, o_ymin), np.float32(0))
@@ -46,28 +45,35 @@ def _iou_one_to_many(box: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 def nms_indices(
     boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray,
-    iou_threshold: float, score_threshold: float, max_output: int,
+    iou_threshold: float, score_threshold: float, max_output: int, chunk: int = 128,
 ) -> np.ndarray:
     """Indices (int64 [<=K], in keep order) kept by greedy per-class NMS of one image.
 
     boxes float32 [N,4], scores float32 [N], classes int [N]; see the module docstring.
+    Candidates are visited in chunks of ``chunk``: a chunk is first pruned by the boxes
+    kept so far (one [K,chunk] IoU matrix), then resolved greedily with its own
+    [chunk,chunk] matrix; the result is the one-at-a-time greedy result.
     """
     candidates = np.nonzero(scores >= score_threshold)[0]
     order = candidates[np.argsort(-scores[candidates], kind="stable")]
     boxes, classes = boxes[order], classes[order]
     threshold = np.float32(iou_threshold)
-    suppressed = np.zeros(len(order), dtype=bool)
-    kept = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        kept.append(order[i])
-        if len(kept) == max_output:
-            break
-        rest = slice(i + 1, None)
-        overlap = _iou_one_to_many(boxes[i], boxes[rest]) > threshold
-        suppressed[rest] |= overlap & (classes[rest] == classes[i])
-    return np.asarray(kept, dtype=np.int64)
+    kept: list = []
+    for start in range(0, len(order), chunk):
+        part = slice(start, start + chunk)
+        alive = np.ones(len(order[part]), dtype=bool)
+        if kept:
+            overlap = (_iou_matrix(boxes[kept], boxes[part]) > threshold) & (classes[kept][:, None] == classes[part])
+            alive &= ~overlap.any(axis=0)
+        inside = (_iou_matrix(boxes[part], boxes[part]) > threshold) & (classes[part][:, None] == classes[part])
+        for i in np.nonzero(alive)[0]:
+            if not alive[i]:
+                continue
+            kept.append(start + i)
+            if len(kept) == max_output:
+                return order[kept].astype(np.int64)
+            alive[i + 1:] &= ~inside[i, i + 1:]
+    return order[kept].astype(np.int64) if kept else np.zeros(0, np.int64)
 
 
 @torch.library.custom_op("mrcnn::nms", mutates_args=())

@@ -108,7 +108,7 @@ def pyramid_roi_align_reference(
     flat = boxes.reshape(batch * num, 4)  # [B*R,4]
     levels = roi_levels(flat, image_shape[0], image_shape[1])  # [B*R]
     batch_index = torch.arange(batch, device=boxes.device).repeat_interleave(num)  # [B*R]
-    pooled = flat.new_zeros(batch * num, channels, pool_size, pool_size)
+    pooled = features[0].new_zeros(batch * num, channels, pool_size, pool_size)
     for level, feature in zip(_LEVELS, features):
         chosen = torch.nonzero(levels == level).squeeze(1)
         if chosen.numel():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.ops.nms import nms
+from model.ops.nms import nms, nms_indices
 
 f32 = np.float32
 
@@ -76,6 +76,16 @@ def test_nms_matches_reference(seed):
         np.testing.assert_array_equal(scores[b, :n].numpy(), case_scores[kept])
         np.testing.assert_array_equal(classes[b, :n].numpy(), case_classes[kept])
         assert not boxes[b, n:].any() and not scores[b, n:].any() and not classes[b, n:].any()
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 256])
+def test_chunked_visiting_matches_reference(chunk):
+    """Many candidates (proposal-sized) across chunk boundaries, cut at max_output."""
+    rng = np.random.default_rng(chunk)
+    boxes, scores, classes = random_case(rng, 600, 2)
+    for max_output in (5, 100, 600):
+        kept = nms_indices(boxes, scores, classes, 0.5, 0.0, max_output, chunk=chunk)
+        np.testing.assert_array_equal(kept, reference_nms(boxes, scores, classes, 0.5, 0.0, max_output))
 
 
 def test_ties_keep_the_lower_index():

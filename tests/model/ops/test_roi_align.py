@@ -131,3 +131,16 @@ def test_pyramid_roi_align_gradient_reaches_features():
         return pyramid_roi_align(boxes, list(feats), [32, 32], 3)
 
     assert torch.autograd.gradcheck(pool, tuple(features))
+
+
+def test_pyramid_roi_align_keeps_the_feature_dtype():
+    """bfloat16 features (mixed-precision training) with float32 boxes pool to bfloat16
+    values close to the float32 result."""
+    rng = np.random.default_rng(1)
+    features = [torch.from_numpy(rng.standard_normal((1, 4, 64 // s, 64 // s)).astype(np.float32))
+                for s in (4, 8, 16, 32)]
+    boxes = torch.from_numpy(random_boxes(rng, 12).reshape(1, 12, 4))
+    full = pyramid_roi_align(boxes, features, [64, 64], 7)
+    half = pyramid_roi_align(boxes, [f.bfloat16() for f in features], [64, 64], 7)
+    assert half.dtype == torch.bfloat16
+    np.testing.assert_allclose(half.float().numpy(), full.numpy(), atol=0.05)
