@@ -3,12 +3,12 @@
     python -m benchmarks.train_step                 # ShapesConfig (R50, 128x128, batch 4)
     python -m benchmarks.train_step --runs 5        # quicker
 
-One step is what ``train_model`` does per batch: forward (backbone to losses), backward,
-gradient clipping and the SGD update, channels-last, batch renormalization as in
-``benchmarks/train_shapes.py``. Each precision starts from the same random weights and
-cycles through the same 4 prepared batches (data loading is not timed); warm-up steps
-first, then the median and spread of --runs steps. Reports go to
-benchmarks/results/train_step.{md,json}.
+One step is ``model.training.training_step``, what ``train_model`` does per batch:
+forward (backbone to losses), backward, Matterport's global gradient clip and the SGD
+update; channels-last, batch renormalization as in ``benchmarks/train_shapes.py``. Each
+precision starts from the same random weights and cycles through the same 4 prepared
+batches (data loading is not timed); warm-up steps first, then the median and spread of
+--runs steps. Reports go to benchmarks/results/train_step.{md,json}.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ from model.training import (
     PRECISIONS,
     TrainingModel,
     batch_loader,
-    clip_gradients,
     decayed_parameters,
     sample_to_device,
-    total_loss,
+    training_step,
 )
 
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
@@ -50,12 +49,7 @@ def step_timer(config, batches, precision: str, runs: int, warmup: int):
     cycle = itertools.cycle(batches)
 
     def step():
-        terms = wrapped(next(cycle), torch.Generator().manual_seed(0))
-        loss = total_loss(terms, config, decayed)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        clip_gradients(parameters, config.GRADIENT_CLIP_NORM, per_tensor=False)
-        optimizer.step()
+        training_step(wrapped, optimizer, next(cycle), torch.Generator().manual_seed(0), config, parameters, decayed)
 
     return time_it(precision, step, runs, warmup)
 

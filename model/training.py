@@ -343,6 +343,26 @@ def clip_gradients(parameters, max_norm: float, per_tensor: bool) -> None:
         nn.utils.clip_grad_norm_(parameters, max_norm)
 
 
+def training_step(wrapped, optimizer, batch: TrainingSample, generator: torch.Generator, config, trainable, decayed,
+                  clip_per_tensor: bool = False):
+    """One optimisation step on one batch: losses, backward, clipping, update.
+
+    wrapped: a TrainingModel (or its DDP wrapper); decayed: the parameters of the L2 term.
+    Returns (total loss, LossTerms); raises FloatingPointError before the update when
+    the loss is not finite.
+    """
+    terms = wrapped(batch, generator)
+    loss = total_loss(terms, config, decayed)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss became {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.GRADIENT_CLIP_NORM:
+        clip_gradients(trainable, config.GRADIENT_CLIP_NORM, clip_per_tensor)
+    optimizer.step()
+    return loss, terms
+
+
 def _train_epoch(wrapped, optimizer, data, config, context, epoch, run, trainable, decayed, writer, workers,
                  progress, on_step, clip_per_tensor=False) -> Dict[str, float]:
     from tqdm import tqdm
@@ -353,17 +373,12 @@ def _train_epoch(wrapped, optimizer, data, config, context, epoch, run, trainabl
                disable=not (progress and context.is_main), leave=False)
     for step, batch in enumerate(bar):
         generator = torch.Generator().manual_seed(_step_seed(data.seed, epoch, step, context.rank))
-        terms = wrapped(sample_to_device(batch, context.device), generator)
-        loss = total_loss(terms, config, decayed)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"loss became {loss.item()} at epoch {epoch + 1} step {step + 1}; lower the learning "
-                f"rate (the last checkpoint is in {run.run_dir})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.GRADIENT_CLIP_NORM:
-            clip_gradients(trainable, config.GRADIENT_CLIP_NORM, clip_per_tensor)
-        optimizer.step()
+        try:
+            loss, terms = training_step(wrapped, optimizer, sample_to_device(batch, context.device), generator,
+                                        config, trainable, decayed, clip_per_tensor)
+        except FloatingPointError as exc:
+            raise FloatingPointError(f"{exc} at epoch {epoch + 1} step {step + 1}; lower the learning rate "
+                                     f"(the last checkpoint is in {run.run_dir})") from None
         run.step += 1
         values = dist_utils.average(torch.stack([loss.detach(), *[t.detach() for t in terms]]), context)
         named = dict(zip(("loss",) + LossTerms._fields, values.tolist()))

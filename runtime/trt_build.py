@@ -107,10 +107,9 @@ def trtexec_command(options: BuildOptions, shapes: Optional[ProfileShapes] = Non
     """The trtexec line equivalent to ``options`` (TensorRT 8.5 to 10.x syntax)."""
     parts = ["trtexec", f"--onnx={options.onnx}", f"--saveEngine={options.output}",
              f"--memPoolSize=workspace:{options.workspace_mb}M"]
-    for flag, index in (("--minShapes", 0), ("--optShapes", 1), ("--maxShapes", 2)):
-        if shapes:
-            parts.append(flag + "=" + ",".join(f"{name}:{'x'.join(map(str, dims[index]))}"
-                                               for name, dims in shapes.items()))
+    for index, flag in enumerate(("--minShapes", "--optShapes", "--maxShapes") if shapes else ()):
+        parts.append(flag + "=" + ",".join(f"{name}:{'x'.join(map(str, dims[index]))}"
+                                           for name, dims in shapes.items()))
     parts += {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--fp16"]}[options.precision]
     if options.timing_cache:
         parts.append(f"--timingCacheFile={options.timing_cache}")

@@ -61,7 +61,7 @@ def nms_indices(
     kept: list = []
     for start in range(0, len(order), chunk):
         part = slice(start, start + chunk)
-        alive = np.ones(len(order[part]), dtype=bool)
+        alive = np.ones(min(chunk, len(order) - start), dtype=bool)
         if kept:
             overlap = (_iou_matrix(boxes[kept], boxes[part]) > threshold) & (classes[kept][:, None] == classes[part])
             alive &= ~overlap.any(axis=0)
