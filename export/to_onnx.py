@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     if not args.no_verify:
         from export.verify import verify_against_torch
 
-        result = verify_against_torch(model, args.output, target=args.target)
+        result = verify_against_torch(model, args.output)
         print(result.summary())
         if not result.ok:
             return 1

@@ -72,6 +72,14 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
+    """OpenCV's channel order (BGR, BGRA) -> RGB: a reversed view of the colour channels;
+    grayscale images and anything that is not [H,W,3|4] are returned unchanged."""
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] in (3, 4):
+        return image[:, :, 2::-1]
+    return image
+
+
 def _to_uint8(image: np.ndarray, name: str) -> np.ndarray:
     if image.dtype == np.uint8:
         return image

@@ -17,7 +17,9 @@ class Detections:
     rois: int32 [N,4] (y1, x1, y2, x2) pixels, (y2, x2) just outside the box.
     class_ids: int32 [N] in 1..NUM_CLASSES-1.
     scores: float32 [N] probability of the class, sorted from high to low.
-    masks: bool [h,w,N] full-size instance masks.
+    masks: bool [h,w,N] full-size instance masks, or (``detect(..., masks="lazy")``) a
+    :class:`runtime.masks.InstanceMasks` that pastes each one into its box when read and
+    answers ``masks.shape``, ``masks[:, :, i]`` and ``np.asarray(masks)`` the same way.
 
     ``r["rois"]`` works too, so code written for Matterport's result dicts keeps working.
     """

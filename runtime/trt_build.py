@@ -181,14 +181,11 @@ def profile_shapes(options: BuildOptions, inputs: Dict[str, List[Optional[int]]]
 def gpu_description() -> Dict[str, str]:
     """GPU name and compute capability: cuda-python, else nvidia-smi, else Jetson's
     device tree; "unknown" when none answers."""
-    try:
-        from cuda import cudart
+    from runtime.cuda_api import gpu_description as cuda_gpu
 
-        _, props = cudart.cudaGetDeviceProperties(0)
-        return {"gpu_name": props.name.decode() if isinstance(props.name, bytes) else str(props.name),
-                "compute_capability": f"{props.major}.{props.minor}"}
-    except Exception:  # cuda-python missing or no device
-        pass
+    found = cuda_gpu()
+    if found:
+        return found
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10, check=True).stdout.splitlines()[0]

@@ -93,6 +93,29 @@ def tiny_model(tiny_config):
 
 
 @pytest.fixture(scope="session")
+def synthetic_model(tiny_config):
+    """The tiny model with synthetic_weights(seed 0): spread-out scores, 100 detections
+    on most images (DETECTION_MIN_CONFIDENCE 0). Do not mutate."""
+    from model.maskrcnn import MaskRCNN
+
+    return synthetic_weights(MaskRCNN(tiny_config).eval(), seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(synthetic_model, tmp_path_factory):
+    """synthetic_model exported for both targets: {"onnx": batch 1, "trt": batch 2},
+    class names BG, a, b."""
+    from export.to_onnx import export_onnx
+
+    folder = tmp_path_factory.mktemp("exports")
+    paths = {}
+    for target, batch in (("onnx", 1), ("trt", 2)):
+        paths[target] = str(folder / f"tiny_{target}.onnx")
+        export_onnx(synthetic_model, paths[target], target, batch, ["BG", "a", "b"])
+    return paths
+
+
+@pytest.fixture(scope="session")
 def reference():
     """The reference folder's arrays, or a skip saying why there are none."""
     if not (REFERENCE_DIR / "outputs.npz").is_file():

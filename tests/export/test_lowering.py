@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from export.lowering import translation_table
-from export.verify import trt_plugin_session
 from model.ops.nms import nms
 from model.ops.proposals import proposals
 from model.ops.roi_align import pyramid_roi_align
+from runtime.plugin_reference import plugin_session
 
 
 def run_exported(module, inputs, target, tmp_path):
@@ -25,7 +25,7 @@ def run_exported(module, inputs, target, tmp_path):
     program.save(path)
     options = None
     if target == "trt":
-        path, options = trt_plugin_session(path)
+        path, options = plugin_session(path)
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feeds = {i.name: x.numpy() for i, x in zip(session.get_inputs(), inputs)}
     return session.run(None, feeds)

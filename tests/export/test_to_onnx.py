@@ -11,31 +11,26 @@ import torch
 
 from export import to_onnx, to_trt
 from export.to_onnx import ExportError, export_config, export_onnx
-from export.verify import exported_detector, verify_against_torch
+from export.verify import verify_against_torch
 from model.checkpoint import save_checkpoint
 from model.maskrcnn import MaskRCNN
+from runtime.detector import OnnxDetector
 from runtime.model_info import OUTPUT_NAMES
 
 
 @pytest.fixture(scope="module")
-def model(tiny_config, weights_generator):
-    """The tiny model with synthetic weights (see tests/conftest.py: synthetic_weights)."""
-    return weights_generator(MaskRCNN(dataclasses.replace(tiny_config, PRE_NMS_LIMIT=1000)).eval(), seed=0)
+def model(synthetic_model):
+    return synthetic_model
 
 
 @pytest.fixture(scope="module")
-def exports(model, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("exports")
-    paths = {}
-    for target, batch in (("onnx", 1), ("trt", 2)):
-        paths[target] = str(folder / f"tiny_{target}.onnx")
-        export_onnx(model, paths[target], target, batch, ["BG", "a", "b"])
-    return paths
+def exports(tiny_exports):
+    return tiny_exports
 
 
 @pytest.mark.parametrize("target", ["onnx", "trt"])
 def test_exported_graph_matches_pytorch(model, exports, target):
-    result = verify_against_torch(model, exports[target], target)
+    result = verify_against_torch(model, exports[target])
     assert result.ok, result.summary()
     assert max(result.counts) == model.config.DETECTION_MAX_INSTANCES  # a full image is among them
     assert len(result.counts) == 3
@@ -55,8 +50,7 @@ def test_graph_contract_and_metadata(exports):
                for n in onnx.load(exports["trt"]).graph.node if n.domain == "trt.plugins"
                for a in n.attribute if a.name == "plugin_version"}
     assert plugins == {("ROIAlign_TRT", "2"), ("EfficientNMS_TRT", "1")}  # ROIAlign v2: TensorRT >= 10.1
-    detector = exported_detector(exports["trt"], "trt")
-    assert detector.info.batch_size == 2
+    assert OnnxDetector(exports["trt"]).info.batch_size == 2
 
 
 def test_no_detections(model, tmp_path):
@@ -66,7 +60,7 @@ def test_no_detections(model, tmp_path):
         silent.box_head.mrcnn_class_logits.bias[0] = 100.0  # every RoI is background
     path = str(tmp_path / "silent.onnx")
     export_onnx(silent, path, "onnx", 1)
-    result = verify_against_torch(silent, path, "onnx")
+    result = verify_against_torch(silent, path)
     assert result.ok and result.counts == [0, 0, 0], result.summary()
 
 

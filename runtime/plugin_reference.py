@@ -1,5 +1,6 @@
 """Reference (numpy) implementations of the TensorRT plugins the ``trt`` target uses,
-registered with onnxruntime-extensions so that graph runs in ONNX Runtime on a CPU.
+registered with onnxruntime-extensions so that graph runs in ONNX Runtime on a CPU
+(slowly: they check the graph, they are not a way to deploy it).
 
 They transcribe NVIDIA's kernels (TensorRT's plugin/roiAlignPlugin/roiAlignKernel.cu and
 plugin/efficientNMSPlugin/efficientNMSInference.cu) for the settings this project uses:
@@ -17,7 +18,12 @@ boxes [B,K,4], scores [B,K], classes int32 [B,K], zero-padded.
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import numpy as np
+
+PLUGIN_DOMAIN = "trt.plugins"  # where the export puts the plugin nodes
+CONTRIB_DOMAIN = "ai.onnx.contrib"  # where onnxruntime-extensions looks for Python ops
 
 MAX_CANDIDATES = 4096
 
@@ -129,8 +135,14 @@ def efficient_nms_trt(boxes: np.ndarray, scores: np.ndarray, score_threshold: fl
     return num, out_boxes, out_scores, out_classes
 
 
+_registered = False
+
+
 def register() -> None:
-    """Register both plugins as onnxruntime-extensions Python ops (domain ai.onnx.contrib)."""
+    """Register both plugins as onnxruntime-extensions Python ops (domain ai.onnx.contrib), once."""
+    global _registered
+    if _registered:
+        return
     from onnxruntime_extensions import PyCustomOpDef, onnx_op
 
     f, i32, i64 = PyCustomOpDef.dt_float, PyCustomOpDef.dt_int32, PyCustomOpDef.dt_int64
@@ -152,5 +164,33 @@ def register() -> None:
         return efficient_nms_trt(boxes, scores, **{k: (float(v) if "threshold" in k else int(v))
                                                    for k, v in attrs.items()})
 
+    _registered = True
 
-register()
+
+def has_plugin_nodes(graph) -> bool:
+    """Does the onnx ModelProto hold TensorRT plugin nodes (an export with --target trt)?"""
+    return any(node.domain == PLUGIN_DOMAIN for node in graph.graph.node)
+
+
+def plugin_session(onnx_path: str) -> Tuple[bytes, object]:
+    """(model bytes, onnxruntime SessionOptions) that run a target-trt graph in ONNX
+    Runtime: the plugin nodes move to onnxruntime-extensions' domain, where the numpy
+    references above are registered."""
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnxruntime_extensions import get_library_path
+    except ImportError as exc:
+        raise ImportError(f"running TensorRT plugin nodes on the CPU needs onnx and onnxruntime-extensions "
+                          f"(pip install 'mrcnn-edge[trt-reference]'): {exc}") from exc
+    register()
+    graph = onnx.load(onnx_path)
+    for node in graph.graph.node:
+        if node.domain == PLUGIN_DOMAIN:
+            node.domain = CONTRIB_DOMAIN
+    if not any(o.domain == CONTRIB_DOMAIN for o in graph.opset_import):
+        graph.opset_import.add(domain=CONTRIB_DOMAIN, version=1)
+    options = ort.SessionOptions()
+    options.register_custom_ops_library(get_library_path())
+    return graph.SerializeToString(), options
+
