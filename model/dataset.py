@@ -10,7 +10,7 @@ override ``load_mask`` (and ``load_image`` when images are not files), then ``pr
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import torch
@@ -132,6 +132,28 @@ def shapes_dataset(count: int, height: int = 128, width: int = 128, seed: int = 
     dataset.load_shapes(count, height, width, seed=seed)
     dataset.prepare()
     return dataset
+
+
+def shapes_clip(frames: int, height: int = 128, width: int = 128, seed: int = 0) -> Iterator[np.ndarray]:
+    """RGB uint8 [h,w,3] frames of 1-4 shapes gliding over a plain background and bouncing
+    off its edges (a deterministic clip for video tests and benchmarks)."""
+    rng = np.random.default_rng(seed)
+    background, shapes = random_image_spec(rng, height, width)
+    velocities = rng.uniform(-2.0, 2.0, (len(shapes), 2)) * min(height, width) / 128
+    for t in range(frames):
+        image = np.empty((height, width, 3), np.uint8)
+        image[:] = background
+        for (name, color, (cy, cx, size)), (vy, vx) in zip(shapes, velocities):
+            y, x = _bounce(cy + vy * t, size, height - size), _bounce(cx + vx * t, size, width - size)
+            image[shape_mask(name, (y, x, size), height, width)] = color
+        yield image
+
+
+def _bounce(position: float, low: float, high: float) -> float:
+    """``position`` folded into [low, high], as a point bouncing between two walls."""
+    span = max(high - low, 1e-9)
+    phase = (position - low) % (2 * span)
+    return low + (phase if phase <= span else 2 * span - phase)
 
 
 def random_image_spec(rng: np.random.Generator, height: int, width: int):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import time
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -40,7 +41,8 @@ class Detector:
         raise NotImplementedError
 
     def detect(self, images: Sequence[np.ndarray], bgr: bool = False, score_threshold: Optional[float] = None,
-               mask_threshold: float = MASK_THRESHOLD, masks: str = "full", paste: str = "fast") -> List[Detections]:
+               mask_threshold: float = MASK_THRESHOLD, masks: str = "full", paste: str = "fast",
+               timings: Optional[Dict[str, float]] = None) -> List[Detections]:
         """Images of any size (see runtime.image for accepted formats) -> one Detections
         per image. Images are molded as in training and run in batches of the model's
         fixed batch size (the last batch is filled by repeating an image).
@@ -50,7 +52,8 @@ class Detector:
         DETECTION_MIN_CONFIDENCE already applied inside the graph). mask_threshold: where
         a mask probability counts as inside. masks: "full" (bool [h,w,N]) or "lazy"
         (runtime.masks.InstanceMasks, pasted into each box when read). paste: "fast" or
-        "exact" (Matterport's bit for bit; see runtime.masks).
+        "exact" (Matterport's bit for bit; see runtime.masks). timings: a dict to which the
+        seconds spent molding ("mold"), in the model ("infer") and unmolding ("post") are added.
         """
         if isinstance(images, np.ndarray) and images.ndim != 4:
             raise TypeError("detect() takes a list of images; for one image call detect([image])")
@@ -58,6 +61,8 @@ class Detector:
         if not images:
             raise ValueError("detect() needs at least one image, got an empty list")
         step = self.info.batch_size
+        timings = {} if timings is None else timings
+        clock = _Clock(timings)
         results: List[Detections] = []
         for start in range(0, len(images), step):
             molded = mold_images(images[start:start + step], self.info.molding, start)
@@ -65,13 +70,16 @@ class Detector:
                 raise ValueError(f"molded images are {molded.image_shape}, the model takes {self.info.input_size}")
             count = len(molded.original_shapes)
             fill = np.arange(step).clip(max=count - 1)  # repeat the last image to fill the batch
+            clock.lap("mold")
             outputs = self.infer(molded.images[fill], molded.windows[fill].astype(np.float32))
+            clock.lap("infer")
             for i in range(count):
                 results.append(unmold_detections(
                     outputs["num_detections"][i], outputs["boxes"][i], outputs["class_ids"][i],
                     outputs["scores"][i], outputs["masks"][i], tuple(molded.windows[i]),
                     molded.image_shape, molded.original_shapes[i], mask_mode=masks, paste=paste,
                     mask_threshold=mask_threshold, score_threshold=score_threshold))
+            clock.lap("post")
         return results
 
     def close(self) -> None:
@@ -82,6 +90,18 @@ class Detector:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+class _Clock:
+    """Adds the seconds since the previous lap to ``timings[name]``."""
+
+    def __init__(self, timings: Dict[str, float]):
+        self.timings, self.last = timings, time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
 
 
 def check_io_names(path: str, inputs: Sequence[str], outputs: Sequence[str]) -> None:

@@ -115,6 +115,26 @@ def tiny_exports(synthetic_model, tmp_path_factory):
     return paths
 
 
+def write_clip(path, frames: int, height: int = 96, width: int = 128, seed: int = 0, fps: float = 10.0) -> str:
+    """A short video of moving shapes (model.dataset.shapes_clip), written with OpenCV."""
+    import cv2
+
+    from model.dataset import shapes_clip
+
+    fourcc = {".mp4": "mp4v", ".avi": "MJPG"}[os.path.splitext(str(path))[1]]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
+    assert writer.isOpened()
+    for frame in shapes_clip(frames, height, width, seed):
+        writer.write(np.ascontiguousarray(frame[:, :, ::-1]))
+    writer.release()
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def clip_writer():
+    return write_clip
+
+
 @pytest.fixture(scope="session")
 def reference():
     """The reference folder's arrays, or a skip saying why there are none."""

@@ -119,7 +119,8 @@ def test_engine_without_tensorrt_or_metadata(tmp_path, tiny_exports):
         pass
     from runtime.trt_build import EngineMetadata, metadata_path, read_onnx_summary
 
-    metadata = EngineMetadata("10.3.0", "Orin", "8.7", "fp16", False, "x", read_onnx_summary(tiny_exports["onnx"]).metadata)
+    metadata = EngineMetadata("10.3.0", "Orin", "8.7", "fp16", False, "x",
+                              read_onnx_summary(tiny_exports["onnx"]).metadata)
     (tmp_path / "model.engine.json").write_text(json.dumps(metadata.__dict__))
     assert metadata_path(str(engine)) == str(tmp_path / "model.engine.json")
     with pytest.raises(TensorRTUnavailableError, match="TensorRT is not available here.*open the ONNX file"):

@@ -61,7 +61,8 @@ def small_onnx(path, source_metadata, qdq=False, fp16=False):
     nodes = [helper.make_node("Identity", ["images"], ["num_detections"])]
     inits = []
     if qdq:
-        inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]), helper.make_tensor("z", TensorProto.INT8, [], [0])]
+        inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]),
+                 helper.make_tensor("z", TensorProto.INT8, [], [0])]
         nodes = [helper.make_node("QuantizeLinear", ["images", "s", "z"], ["q"]),
                  helper.make_node("DequantizeLinear", ["q", "s", "z"], ["num_detections"])]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("images", elem, [1, 3, 128, 128])],
