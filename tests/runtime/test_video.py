@@ -42,8 +42,9 @@ class SlowDetector(Detector):
         boxes[:, 0] = [0.25, 0.25, 0.75, 0.75]
         masks = np.zeros((batch, k, 28, 28), np.float32)
         masks[:, 0, 4:24, 4:24] = 1.0
-        return {"num_detections": np.ones(batch, np.int64), "boxes": boxes, "scores": np.full((batch, k), 0.9, np.float32),
-                "class_ids": np.ones((batch, k), np.int64), "masks": masks}
+        return {"num_detections": np.ones(batch, np.int64), "boxes": boxes,
+                "scores": np.full((batch, k), 0.9, np.float32), "class_ids": np.ones((batch, k), np.int64),
+                "masks": masks}
 
 
 @pytest.fixture(scope="module")
