@@ -52,12 +52,18 @@ def machine() -> Dict[str, object]:
     info = {"cpu": cpu, "logical_cores": os.cpu_count(), "python": platform.python_version(),
             "platform": platform.platform(),
             # what bfloat16 speed depends on (AMX tiles, AVX512 bf16 instructions)
-            "cpu_bf16": " ".join(f for f in flags if f in ("amx_bf16", "avx512_bf16")) or "none"}
-    try:
+            "cpu_bf16": " ".join(f for f in flags if f in ("amx_bf16", "avx512_bf16")) or "none",
+            # the vector and matrix units int8 / fp32 kernels use
+            "cpu_simd": " ".join(sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in
+                                        ("avx2", "fma", "avx_vnni"))) or "none"}
+    for module, key in (("torch", "torch"), ("onnxruntime", "onnxruntime"), ("cv2", "opencv")):
+        try:
+            info[key] = __import__(module).__version__
+        except ImportError:
+            pass
+    if "torch" in info:
         import torch
-        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
-    except ImportError:
-        pass
+        info["torch_threads"] = torch.get_num_threads()
     return info
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from runtime.image import bgr_to_rgb
 from runtime.masks import MASK_THRESHOLD
 from runtime.model_info import INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelInfo
-from runtime.molding import mold_images
+from runtime.molding import MoldedBatch, mold_images
 from runtime.postprocess import unmold_detections
 from runtime.results import Detections
 
@@ -57,29 +57,44 @@ class Detector:
         """
         if isinstance(images, np.ndarray) and images.ndim != 4:
             raise TypeError("detect() takes a list of images; for one image call detect([image])")
-        images = [bgr_to_rgb(image) for image in images] if bgr else list(images)
+        images = list(images)
         if not images:
             raise ValueError("detect() needs at least one image, got an empty list")
-        step = self.info.batch_size
-        timings = {} if timings is None else timings
-        clock = _Clock(timings)
         results: List[Detections] = []
-        for start in range(0, len(images), step):
-            molded = mold_images(images[start:start + step], self.info.molding, start)
-            if molded.image_shape != tuple(self.info.input_size):
-                raise ValueError(f"molded images are {molded.image_shape}, the model takes {self.info.input_size}")
-            count = len(molded.original_shapes)
-            fill = np.arange(step).clip(max=count - 1)  # repeat the last image to fill the batch
-            clock.lap("mold")
-            outputs = self.infer(molded.images[fill], molded.windows[fill].astype(np.float32))
-            clock.lap("infer")
-            for i in range(count):
-                results.append(unmold_detections(
-                    outputs["num_detections"][i], outputs["boxes"][i], outputs["class_ids"][i],
-                    outputs["scores"][i], outputs["masks"][i], tuple(molded.windows[i]),
-                    molded.image_shape, molded.original_shapes[i], mask_mode=masks, paste=paste,
-                    mask_threshold=mask_threshold, score_threshold=score_threshold))
-            clock.lap("post")
+        for start in range(0, len(images), self.info.batch_size):
+            molded = self.mold(images[start:start + self.info.batch_size], bgr, start, timings)
+            results += self.detect_molded(molded, score_threshold, mask_threshold, masks, paste, timings)
+        return results
+
+    def mold(self, images: Sequence[np.ndarray], bgr: bool = False, first_index: int = 0,
+             timings: Optional[Dict[str, float]] = None) -> MoldedBatch:
+        """Up to batch-size images -> the model's input (the first half of ``detect``,
+        separate so a pipeline can mold the next frame while the model runs)."""
+        if len(images) > self.info.batch_size:
+            raise ValueError(f"mold() takes at most the model's batch of {self.info.batch_size} images")
+        clock = _Clock(timings)
+        molded = mold_images([bgr_to_rgb(image) for image in images] if bgr else images, self.info.molding,
+                             first_index)
+        if molded.image_shape != tuple(self.info.input_size):
+            raise ValueError(f"molded images are {molded.image_shape}, the model takes {self.info.input_size}")
+        clock.lap("mold")
+        return molded
+
+    def detect_molded(self, molded: MoldedBatch, score_threshold: Optional[float] = None,
+                      mask_threshold: float = MASK_THRESHOLD, masks: str = "full", paste: str = "fast",
+                      timings: Optional[Dict[str, float]] = None) -> List[Detections]:
+        """The second half of ``detect``: run the model on a molded batch and unmold (same options)."""
+        clock = _Clock(timings)
+        count, step = len(molded.original_shapes), self.info.batch_size
+        fill = np.arange(step).clip(max=count - 1)  # repeat the last image to fill the batch
+        outputs = self.infer(molded.images[fill], molded.windows[fill].astype(np.float32))
+        clock.lap("infer")
+        results = [unmold_detections(
+            outputs["num_detections"][i], outputs["boxes"][i], outputs["class_ids"][i], outputs["scores"][i],
+            outputs["masks"][i], tuple(molded.windows[i]), molded.image_shape, molded.original_shapes[i],
+            mask_mode=masks, paste=paste, mask_threshold=mask_threshold, score_threshold=score_threshold)
+            for i in range(count)]
+        clock.lap("post")
         return results
 
     def close(self) -> None:
@@ -95,8 +110,9 @@ class Detector:
 class _Clock:
     """Adds the seconds since the previous lap to ``timings[name]``."""
 
-    def __init__(self, timings: Dict[str, float]):
-        self.timings, self.last = timings, time.perf_counter()
+    def __init__(self, timings: Optional[Dict[str, float]]):
+        self.timings = {} if timings is None else timings
+        self.last = time.perf_counter()
 
     def lap(self, name: str) -> None:
         now = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The video loop: capture, inference, drawing and writing in threads joined by bounded queues.
+"""The video loop: capture, molding, inference, drawing and writing in threads joined by bounded queues.
 
     python -m runtime.video --model shapes.onnx --source clip.mp4 --output annotated.mp4
     python -m runtime.video --model model.engine --source 0 --show                # a camera
@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -59,6 +59,7 @@ class Frame:
     image: np.ndarray  # BGR
     read_at: float
     timings: Dict[str, float] = field(default_factory=dict)
+    molded: object = None
     detections: object = None
 
 
@@ -85,23 +86,26 @@ class VideoSummary:
         return out + [f"warning: {w}" for w in self.warnings]
 
 
-def percentiles(values_ms: List[float]) -> Dict[str, float]:
+def percentiles(values_ms: Sequence[float]) -> Dict[str, float]:
+    """p50, p90, p99 (linear interpolation), mean and max of durations in ms."""
     values = np.asarray(values_ms, np.float64)
     if not len(values):
-        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0}
+        return {"p50": 0.0, "p90": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
     p50, p90, p99 = np.percentile(values, [50, 90, 99])
-    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(values.mean())}
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(values.mean()),
+            "max": float(values.max())}
 
 
 class _Pipeline:
-    """The four threads of one run. ``stop`` ends the capture and lets the frames in flight
+    """The five threads of one run. ``stop`` ends the capture and lets the frames in flight
     finish; ``abort`` (a stage failed, or a second Ctrl-C) ends every stage at once."""
 
     def __init__(self, detector: Detector, source: VideoSource, options: VideoOptions, stop: threading.Event):
         self.detector, self.source, self.options, self.stop = detector, source, options, stop
         self.abort = threading.Event()
         size = max(1, options.queue_size)
-        self.to_infer = queue.Queue(maxsize=1 if source.spec.live else size)
+        waiting = 1 if source.spec.live else size  # a live frame must not wait behind others
+        self.to_mold, self.to_infer = queue.Queue(maxsize=waiting), queue.Queue(maxsize=waiting)
         self.to_draw, self.to_write = queue.Queue(maxsize=size), queue.Queue(maxsize=size)
         self.writer: Optional[VideoWriter] = None
         self.errors: List[BaseException] = []
@@ -130,17 +134,17 @@ class _Pipeline:
             if self.source.spec.live:
                 self._put_newest(frame)
             else:
-                self._put(self.to_infer, frame)
+                self._put(self.to_mold, frame)
 
     def _put_newest(self, frame: Frame) -> None:
-        """Live sources: replace a frame still waiting for the model (it is stale now)."""
+        """Live sources: replace a frame still waiting to be molded (it is stale now)."""
         while True:
             try:
-                self.to_infer.put_nowait(frame)
+                self.to_mold.put_nowait(frame)
                 return
             except queue.Full:
                 try:
-                    self.to_infer.get_nowait()
+                    self.to_mold.get_nowait()
                     with self.lock:
                         self.dropped += 1
                 except queue.Empty:
@@ -164,11 +168,15 @@ class _Pipeline:
                 pass
         return _END
 
+    def mold(self, frame: Frame) -> Frame:
+        frame.molded = self.detector.mold([frame.image], bgr=True, timings=frame.timings)
+        return frame
+
     def infer(self, frame: Frame) -> Frame:
         options = self.options
-        frame.detections = self.detector.detect([frame.image], bgr=True, masks="lazy",
-                                                score_threshold=options.score_threshold,
-                                                mask_threshold=options.mask_threshold, timings=frame.timings)[0]
+        frame.detections = self.detector.detect_molded(frame.molded, options.score_threshold, options.mask_threshold,
+                                                       masks="lazy", timings=frame.timings)[0]
+        frame.molded = None
         return frame
 
     def draw(self, frame: Frame) -> Frame:
@@ -224,7 +232,8 @@ class _Pipeline:
 
     def start(self) -> None:
         self.threads = [
-            threading.Thread(target=self.run_stage, args=(self.capture, None, self.to_infer), name="capture"),
+            threading.Thread(target=self.run_stage, args=(self.capture, None, self.to_mold), name="capture"),
+            threading.Thread(target=self.run_stage, args=(self.mold, self.to_mold, self.to_infer), name="mold"),
             threading.Thread(target=self.run_stage, args=(self.infer, self.to_infer, self.to_draw), name="infer"),
             threading.Thread(target=self.run_stage, args=(self.draw, self.to_draw, self.to_write), name="draw"),
             threading.Thread(target=self.run_stage, args=(self.write, self.to_write, None), name="write"),
