@@ -199,7 +199,8 @@ def main(argv=None) -> int:
         print(result.summary())
         if not result.ok:
             return 1
-    print(f"next: python -m export.to_trt --onnx {args.output} --precision fp16 --output "
+    print(f"next: python -m runtime.detect --model {args.output} IMAGES... --out overlays/   (here, torch-free)\n"
+          f"      python -m export.to_trt --onnx {args.output} --precision fp16 --output "
           f"{os.path.splitext(args.output)[0]}.engine   (on the target GPU / Jetson)")
     return 0
 

@@ -59,8 +59,8 @@ def main(argv=None) -> int:
         return 2
     print(f"wrote {output} and {output}.json: TensorRT {metadata.tensorrt_version}, {metadata.precision}, "
           f"{metadata.gpu_name} (sm {metadata.compute_capability}), built in {metadata.build_seconds:.0f} s")
-    print(f"next: ship {output} with {output}.json; runtime.trt_build.check_engine_compatible() refuses it on "
-          f"another TensorRT version or GPU")
+    print(f"next: python -m runtime.video --model {output} --source VIDEO_OR_CAMERA --output annotated.mp4   "
+          f"(keep {output}.json beside it: another TensorRT version or GPU is refused)")
     return 0
 
 

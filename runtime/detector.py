@@ -169,7 +169,8 @@ class OnnxDetector(Detector):
         check_model_path(path)
         chosen = choose_providers(providers, ort.get_available_providers())
         model, options = path, session_options
-        if chosen[0] != ORT_PROVIDERS["tensorrt"] and _has_plugin_nodes(path):
+        references = chosen[0] != ORT_PROVIDERS["tensorrt"] and _has_plugin_nodes(path)
+        if references:
             from runtime.plugin_reference import plugin_session
 
             model, options = plugin_session(path)
@@ -182,7 +183,8 @@ class OnnxDetector(Detector):
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from exc
         self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, path)
         check_io_names(path, [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
-        self.backend = f"onnxruntime {ort.__version__} {self.session.get_providers()[0]}"
+        self.backend = f"onnxruntime {ort.__version__} {self.session.get_providers()[0]}" + (
+            " (TensorRT plugins through slow numpy references)" if references else "")
 
     def infer(self, images: np.ndarray, windows: np.ndarray) -> Dict[str, np.ndarray]:
         feeds = dict(zip(INPUT_NAMES, (images, windows)))

@@ -30,7 +30,7 @@ MASK_THRESHOLD = 0.5
 PASTES = ("fast", "exact")
 
 
-@lru_cache(maxsize=2048)
+@lru_cache(maxsize=256)  # bounded memory: at most 256 matrices of n_out x 28 floats
 def bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
     """float32 [n_out, n_in] weights of scikit-image's bilinear resize along one axis.
 

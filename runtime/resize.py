@@ -43,33 +43,36 @@ def resize_bilinear(image: np.ndarray, shape: Tuple[int, int]) -> np.ndarray:
     out_h, out_w = int(shape[0]), int(shape[1])
     if out_h < 1 or out_w < 1:
         raise ValueError(f"resize target must be at least 1x1, got {out_h}x{out_w}")
-    src = image.astype(np.float64)
-    padded = np.zeros((height + 2, width + 2) + src.shape[2:], np.float64)
-    padded[1:-1, 1:-1] = src
+    # The taps are gathered from the input's own dtype and only then converted: converting
+    # is exact, and a downscale never touches (or copies) most of a large frame in float64.
+    padded = np.zeros((height + 2, width + 2) + image.shape[2:], image.dtype)
+    padded[1:-1, 1:-1] = image
 
     (y_a, y_b), wy0, wy1 = _taps(height, out_h)
     (x_a, x_b), wx0, wx1 = _taps(width, out_w)
-    extra = (None,) * (src.ndim - 2)  # broadcast weights over channels
+    extra = (None,) * (image.ndim - 2)  # broadcast weights over channels
     wy0, wy1 = wy0[(slice(None), None) + extra], wy1[(slice(None), None) + extra]
     wx0, wx1 = wx0[(None, slice(None)) + extra], wx1[(None, slice(None)) + extra]
 
+    def tap(rows, columns):
+        return padded[rows[:, None], columns[None, :]].astype(np.float64)
+
     # Same summation order as scipy's spline loop: (y0,x0), (y0,x1), (y1,x0), (y1,x1),
     # each term computed as value * wy * wx.
-    out = padded[y_a[:, None], x_a[None, :]] * wy0 * wx0
-    out += padded[y_a[:, None], x_b[None, :]] * wy0 * wx1
-    out += padded[y_b[:, None], x_a[None, :]] * wy1 * wx0
-    out += padded[y_b[:, None], x_b[None, :]] * wy1 * wx1
+    out = tap(y_a, x_a) * wy0 * wx0
+    out += tap(y_a, x_b) * wy0 * wx1
+    out += tap(y_b, x_a) * wy1 * wx0
+    out += tap(y_b, x_b) * wy1 * wx1
 
-    out = _clip_to_input_range(out, src)
+    out = _clip_to_input_range(out, float(image.min()), float(image.max()))
     if np.issubdtype(image.dtype, np.floating):
         return out.astype(image.dtype)
     return out
 
 
-def _clip_to_input_range(out: np.ndarray, src: np.ndarray) -> np.ndarray:
-    """scikit-image's clip=True: clip to [min, max] of the input, but keep exact zeros
-    (the fill value) when 0 lies outside that range."""
-    lo, hi = src.min(), src.max()
+def _clip_to_input_range(out: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """scikit-image's clip=True: clip to the input's [lo, hi], but keep exact zeros (the
+    fill value) when 0 lies outside that range."""
     keep_zeros = not (lo <= 0.0 <= hi)
     zeros = out == 0.0 if keep_zeros else None
     np.clip(out, lo, hi, out=out)

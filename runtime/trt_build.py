@@ -10,9 +10,11 @@ Versions are told apart by feature, not by version string:
   strongly typed (``NetworkDefinitionCreationFlag.STRONGLY_TYPED``), so the ONNX itself
   must be fp16 or Q/DQ.
 
-This code follows NVIDIA's documented Python API; it cannot run on the development
-machines (no GPU, no TensorRT), so only its argument handling and the no-TensorRT path
-are tested here.
+It cannot build here (no GPU, no TensorRT libraries). Its argument handling and the
+no-TensorRT path are tested directly, and every TensorRT call it makes is checked against
+the real Python bindings of TensorRT 10.3, 10.16 and 11.4 through generated stand-ins
+(tests/runtime/test_trt_conformance.py): names, signatures and the branch each version
+takes, not what TensorRT then builds.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class VideoSummary:
     fps: float = 0.0
     stopped_by: str = ""
     warnings: List[str] = field(default_factory=list)
-    stage_ms: Dict[str, Dict[str, float]] = field(default_factory=dict)  # stage -> p50/p90/p99/mean
+    stage_ms: Dict[str, Dict[str, float]] = field(default_factory=dict)  # stage -> p50/p90/p99/mean/max (last 10k)
 
     def lines(self) -> List[str]:
         out = [f"{self.frames_written} frames in {self.seconds:.1f} s: {self.fps:.2f} fps ({self.stopped_by}); "
@@ -84,6 +84,28 @@ class VideoSummary:
         out += [f"  {stage:8s} p50 {s['p50']:8.2f} ms  p90 {s['p90']:8.2f}  p99 {s['p99']:8.2f}"
                 for stage, s in self.stage_ms.items()]
         return out + [f"warning: {w}" for w in self.warnings]
+
+
+class Recent:
+    """The last ``capacity`` values of a measurement in a preallocated float32 ring: a
+    run of any length keeps a fixed amount of memory."""
+
+    def __init__(self, capacity: int = 10000):
+        self.ring, self.count = np.zeros(capacity, np.float32), 0
+
+    def add(self, value: float) -> None:
+        self.ring[self.count % len(self.ring)] = value
+        self.count += 1
+
+    def values(self, last: Optional[int] = None) -> np.ndarray:
+        kept = min(self.count, len(self.ring))
+        last = kept if last is None else min(last, kept)
+        end = self.count % len(self.ring)
+        indices = (np.arange(end - last, end)) % len(self.ring)
+        return self.ring[indices]
+
+    def __len__(self) -> int:
+        return min(self.count, len(self.ring))
 
 
 def percentiles(values_ms: Sequence[float]) -> Dict[str, float]:
@@ -111,7 +133,7 @@ class _Pipeline:
         self.errors: List[BaseException] = []
         self.source_error: Optional[VideoSourceError] = None
         self.read = self.written = self.dropped = self.detections = 0
-        self.timings: Dict[str, List[float]] = {stage: [] for stage in STAGES}
+        self.timings: Dict[str, Recent] = {stage: Recent() for stage in STAGES}  # ms, the last 10,000 frames
         self.lock = threading.Lock()
         self.first_written: Optional[float] = None
         self.last_written: Optional[float] = None
@@ -208,7 +230,7 @@ class _Pipeline:
             self.first_written = self.first_written or now
             self.last_written = now
             for stage, seconds in frame.timings.items():
-                self.timings[stage].append(seconds * 1e3)
+                self.timings[stage].add(seconds * 1e3)
 
     # ------------------------------------------------------------- threads
     def run_stage(self, work, inbox: Optional[queue.Queue], outbox: Optional[queue.Queue]) -> None:
@@ -295,7 +317,7 @@ def run_video(detector: Detector, source: VideoSource, options: VideoOptions,
 
 
 def _progress_line(pipeline: _Pipeline, fps: float) -> str:
-    recent = {stage: np.mean(values[-30:]) for stage, values in pipeline.timings.items() if values}
+    recent = {stage: values.values(30).mean() for stage, values in pipeline.timings.items() if len(values)}
     stages = " | ".join(f"{stage} {recent[stage]:.1f} ms" for stage in ("infer", "post", "draw") if stage in recent)
     return f"frames {pipeline.written} | {fps:.1f} fps | {stages} | dropped {pipeline.dropped}"
 
@@ -309,7 +331,8 @@ def _summary(pipeline: _Pipeline, detector: Detector, source: VideoSource, optio
                            frames_dropped=pipeline.dropped, detections=pipeline.detections, seconds=seconds,
                            fps=(pipeline.written - 1) / seconds if seconds > 0 else 0.0,
                            stopped_by=stopped_by,
-                           stage_ms={stage: percentiles(v) for stage, v in pipeline.timings.items() if v})
+                           stage_ms={stage: percentiles(v.values()) for stage, v in pipeline.timings.items()
+                                     if len(v)})
     if source.ended_early:
         summary.warnings.append(source.ended_early)
     if source.reconnected:
