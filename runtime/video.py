@@ -133,6 +133,8 @@ class _Pipeline:
         self.errors: List[BaseException] = []
         self.source_error: Optional[VideoSourceError] = None
         self.read = self.written = self.dropped = self.detections = 0
+        self.interrupted = False
+        self.stages_done = 0
         self.timings: Dict[str, Recent] = {stage: Recent() for stage in STAGES}  # ms, the last 10,000 frames
         self.lock = threading.Lock()
         self.first_written: Optional[float] = None
@@ -234,6 +236,8 @@ class _Pipeline:
 
     # ------------------------------------------------------------- threads
     def run_stage(self, work, inbox: Optional[queue.Queue], outbox: Optional[queue.Queue]) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # signals go to the main thread, never into a codec's system call
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         try:
             if inbox is None:
                 work()
@@ -251,6 +255,8 @@ class _Pipeline:
         finally:
             if outbox is not None:
                 self._put(outbox, _END)
+            with self.lock:
+                self.stages_done += 1
 
     def start(self) -> None:
         self.threads = [
@@ -265,13 +271,32 @@ class _Pipeline:
             thread.start()
 
     def alive(self) -> bool:
-        return any(thread.is_alive() for thread in self.threads)
+        """Is a stage still running? (Counted by the stages themselves: a Thread.join or
+        is_alive interrupted by Ctrl-C can wrongly report a running thread as ended.)"""
+        with self.lock:
+            return self.stages_done < len(self.threads)
 
-    def finish(self) -> None:
-        for thread in self.threads:
-            thread.join()
-        if self.writer is not None:
-            self.writer.close()
+    def interrupt(self, log) -> None:
+        """Ctrl-C: the first one stops the capture and lets the frames in flight finish;
+        a second one does not wait for them."""
+        if self.interrupted:
+            self.abort.set()
+        self.interrupted = True
+        self.stop.set()
+        print("\nstopping: finishing the frames in flight and closing the output (Ctrl-C again to skip)",
+              file=log, flush=True)
+
+    def finish(self, log=sys.stderr) -> None:
+        """Join every stage and finalise the output, whatever Ctrl-C does meanwhile."""
+        while True:
+            try:
+                while self.alive():
+                    time.sleep(0.02)
+                if self.writer is not None:  # no stage can touch it any more
+                    self.writer.close()
+                return
+            except KeyboardInterrupt:
+                self.interrupt(log)
 
 
 def run_video(detector: Detector, source: VideoSource, options: VideoOptions,
@@ -282,30 +307,22 @@ def run_video(detector: Detector, source: VideoSource, options: VideoOptions,
     exception) after finalising; otherwise returns the summary."""
     stop = stop or threading.Event()
     pipeline = _Pipeline(detector, source, options, stop)
-    started = time.perf_counter()
+    shown, last_count = time.perf_counter(), 0
     pipeline.start()
-    interrupted, shown, last_count = False, started, 0
-    try:
-        while pipeline.alive():
-            try:
-                pipeline.threads[-1].join(timeout=0.2)
-            except KeyboardInterrupt:
-                if interrupted:  # a second Ctrl-C: do not wait for the frames in flight
-                    pipeline.abort.set()
-                interrupted = True
-                stop.set()
-                print("\nstopping: finishing the frames in flight and closing the output (Ctrl-C again to skip)",
-                      file=log, flush=True)
+    while pipeline.alive():
+        try:  # Ctrl-C can land anywhere in here: every place leads to the same orderly stop
+            time.sleep(0.1)
             now = time.perf_counter()
             if options.report_every and now - shown >= options.report_every:
                 count = pipeline.written
                 print(_progress_line(pipeline, (count - last_count) / (now - shown)), file=log, flush=True)
                 shown, last_count = now, count
-    finally:
-        pipeline.finish()
+        except KeyboardInterrupt:
+            pipeline.interrupt(log)
+    pipeline.finish()
     if pipeline.errors or pipeline.source_error:
         raise (pipeline.errors or [pipeline.source_error])[0]
-    if interrupted:
+    if pipeline.interrupted:
         stopped_by = "interrupted"
     elif stop.is_set():
         stopped_by = "stopped"
@@ -380,6 +397,9 @@ def main(argv=None) -> int:
     except (VideoSourceError, ModelFileError, ValueError, ImportError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before the loop started: nothing was written
+        print("interrupted", file=sys.stderr)
+        return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
     if terminated.is_set():

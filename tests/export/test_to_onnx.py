@@ -99,7 +99,7 @@ def test_cli_exports_and_verifies(tmp_path, tiny_model, capsys):
     output = str(tmp_path / "tiny.onnx")
     assert to_onnx.main(["--weights", checkpoint, "--output", output]) == 0
     printed = capsys.readouterr().out
-    assert "-> OK" in printed and "next: python -m export.to_trt" in printed
+    assert "-> OK" in printed and "next: python -m runtime.detect" in printed and "python -m export.to_trt" in printed
 
 
 def test_cli_exports_a_matterport_h5(tmp_path, tiny_model, keras_h5_writer, capsys):
