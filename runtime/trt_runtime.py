@@ -161,13 +161,19 @@ class TrtDetector(Detector):
         return {t.name: t.host.astype(np.float32 if t.dtype == np.float16 else t.dtype)  # a copy: buffers are reused
                 for t in self.tensors if not t.is_input}
 
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: CUDA may already be gone
+            pass
+
     def close(self) -> None:
-        for tensor in self.tensors:
+        for tensor in getattr(self, "tensors", ()):
             if tensor.device:
                 self.cuda.free(tensor.device)
             self.cuda.free_host(tensor.host_pointer)
         self.tensors = []
-        if self.stream is not None:
+        if getattr(self, "stream", None) is not None:
             self.cuda.destroy_stream(self.stream)
             self.stream = None
         self.context = self.engine = None
