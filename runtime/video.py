@@ -357,6 +357,17 @@ def _summary(pipeline: _Pipeline, detector: Detector, source: VideoSource, optio
     return summary
 
 
+def _can_show() -> bool:
+    from runtime.cv import import_cv2
+
+    cv2 = import_cv2("--show")
+    try:
+        cv2.namedWindow("mrcnn-edge")
+        return True
+    except cv2.error:
+        return False
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runtime.video", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -375,6 +386,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.output and not args.show:
         print("note: neither --output nor --show: frames are processed and counted only", file=sys.stderr)
+    if args.show and not _can_show():
+        print("error: --show needs an OpenCV with a GUI backend and a display (opencv-python-headless has none); "
+              "use --output instead", file=sys.stderr)
+        return 2
     stop, terminated = threading.Event(), threading.Event()
 
     def on_sigterm(*_):

@@ -135,6 +135,13 @@ def test_sources_that_do_not_open(tmp_path, tiny_exports, capsys):
             VideoSource(parse_source("videotestsrc ! appsink"))
 
 
+def test_show_without_a_gui_says_so(tmp_path, tiny_exports, clip_writer, capsys):
+    if video._can_show():
+        pytest.skip("this OpenCV has a GUI backend and a display")
+    rc = video.main(["--model", tiny_exports["onnx"], "--source", clip_writer(tmp_path / "c.avi", 2), "--show"])
+    assert rc == 2 and "--show needs an OpenCV with a GUI" in capsys.readouterr().err
+
+
 def test_truncated_file_is_reported(tmp_path, info, clip_writer):
     clip = clip_writer(tmp_path / "clip.avi", 30)
     data = open(clip, "rb").read()
