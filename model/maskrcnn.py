@@ -30,6 +30,7 @@ from model.rpn import RPNHead, RPNOutput, propose
 from runtime.molding import mold_images
 from runtime.postprocess import unmold_detections
 from runtime.results import Detections
+from runtime.timing import StageClock
 
 
 class InferenceOutputs(NamedTuple):
@@ -156,14 +157,17 @@ class MaskRCNN(nn.Module):
 
     # ------------------------------------------------------------ Matterport's detect
     @torch.inference_mode()
-    def detect(self, images: Sequence[np.ndarray], batch_size: Optional[int] = None) -> List[Detections]:
+    def detect(self, images: Sequence[np.ndarray], batch_size: Optional[int] = None,
+               timings: Optional[Dict[str, float]] = None) -> List[Detections]:
         """Detect instances in RGB images of any size, like Matterport's ``detect``.
 
         images: a list of uint8 [h,w,3] RGB arrays (grayscale, RGBA and 16-bit are
         converted, see runtime.image). Returns one :class:`runtime.Detections` per image
         (rois in original pixels, class_ids, scores, bool masks [h,w,N]); each also
         answers ``r["rois"]`` like Matterport's dicts. ``batch_size`` defaults to
-        config.BATCH_SIZE; any number of images is accepted.
+        config.BATCH_SIZE; any number of images is accepted. ``timings``: a dict to which
+        the seconds spent molding, in the network and unmolding are added (as the
+        runtime's detectors do: "mold", "infer", "post").
         """
         if isinstance(images, np.ndarray) and images.ndim != 4:
             raise TypeError("detect() takes a list of images; for one image call detect([image])")
@@ -180,22 +184,26 @@ class MaskRCNN(nn.Module):
             device = next(self.parameters()).device
             results = []
             for start in range(0, len(images), step):
-                results += self._detect_batch(images[start:start + step], spec, device, start)
+                results += self._detect_batch(images[start:start + step], spec, device, start, StageClock(timings))
             return results
         finally:
             self.train(was_training)
 
-    def _detect_batch(self, images, spec, device, first_index) -> List[Detections]:
+    def _detect_batch(self, images, spec, device, first_index, clock) -> List[Detections]:
         molded = mold_images(images, spec, first_index)
+        clock.lap("mold")
         out = self(torch.from_numpy(molded.images).to(device),
                    torch.from_numpy(molded.windows.astype(np.float32)).to(device))
         out = InferenceOutputs(*(t.cpu().numpy() for t in out))
-        return [
+        clock.lap("infer")
+        results = [
             unmold_detections(out.num_detections[i], out.boxes[i], out.class_ids[i],
                               out.scores[i], out.masks[i], tuple(molded.windows[i]),
                               molded.image_shape, molded.original_shapes[i])
             for i in range(len(images))
         ]
+        clock.lap("post")
+        return results
 
 
 def check_image_size(images: torch.Tensor) -> Tuple[int, int]:

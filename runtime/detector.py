@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import time
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -23,6 +22,7 @@ from runtime.model_info import INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelI
 from runtime.molding import MoldedBatch, mold_images
 from runtime.postprocess import unmold_detections
 from runtime.results import Detections
+from runtime.timing import StageClock
 
 ENGINE_SUFFIXES = (".engine", ".plan")
 # what the short names of ``providers`` stand for, in the order "auto" prefers them
@@ -72,7 +72,7 @@ class Detector:
         separate so a pipeline can mold the next frame while the model runs)."""
         if len(images) > self.info.batch_size:
             raise ValueError(f"mold() takes at most the model's batch of {self.info.batch_size} images")
-        clock = _Clock(timings)
+        clock = StageClock(timings)
         molded = mold_images([bgr_to_rgb(image) for image in images] if bgr else images, self.info.molding,
                              first_index)
         if molded.image_shape != tuple(self.info.input_size):
@@ -84,7 +84,7 @@ class Detector:
                       mask_threshold: float = MASK_THRESHOLD, masks: str = "full", paste: str = "fast",
                       timings: Optional[Dict[str, float]] = None) -> List[Detections]:
         """The second half of ``detect``: run the model on a molded batch and unmold (same options)."""
-        clock = _Clock(timings)
+        clock = StageClock(timings)
         count, step = len(molded.original_shapes), self.info.batch_size
         fill = np.arange(step).clip(max=count - 1)  # repeat the last image to fill the batch
         outputs = self.infer(molded.images[fill], molded.windows[fill].astype(np.float32))
@@ -105,19 +105,6 @@ class Detector:
 
     def __exit__(self, *exc_info):
         self.close()
-
-
-class _Clock:
-    """Adds the seconds since the previous lap to ``timings[name]``."""
-
-    def __init__(self, timings: Optional[Dict[str, float]]):
-        self.timings = {} if timings is None else timings
-        self.last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.timings[name] = self.timings.get(name, 0.0) + now - self.last
-        self.last = now
 
 
 def check_io_names(path: str, inputs: Sequence[str], outputs: Sequence[str]) -> None:
