@@ -92,14 +92,22 @@ def tensorrt_available() -> Optional[str]:
 class Builder:
     """Makes each format's model file once, in ``folder``, from the checkpoint."""
 
-    def __init__(self, model, class_names, folder: str, calibration_data: str, calibration_images: int):
+    def __init__(self, model, class_names, folder: str, calibration_data: str, calibration_images: int,
+                 reuse: bool = False):
         self.model, self.class_names, self.folder = model, class_names, folder
-        self.calibration_data, self.calibration_images = calibration_data, calibration_images
+        self.calibration_data, self.calibration_images, self.reuse = calibration_data, calibration_images, reuse
         self.files: Dict[str, str] = {}
+
+    def existing(self, key: str, name: str) -> bool:
+        """With --reuse, take a file an earlier step made from the same weights."""
+        path = os.path.join(self.folder, name)
+        if self.reuse and os.path.isfile(path):
+            self.files[key] = path
+        return key in self.files
 
     def onnx(self, target: str = "onnx") -> str:
         key = f"onnx-{target}"
-        if key not in self.files:
+        if not self.existing(key, f"model_{target}.onnx"):
             from export.to_onnx import export_config, export_onnx
             from model.maskrcnn import MaskRCNN
 
@@ -112,14 +120,15 @@ class Builder:
         return self.files[key]
 
     def fp16(self) -> str:
-        if "fp16" not in self.files:
+        if not self.existing("fp16", "model_onnx.fp16.onnx"):
             from calibration.fp16 import convert
 
             self.files["fp16"] = convert(self.onnx()).path
         return self.files["fp16"]
 
     def int8(self, form: str) -> str:
-        if f"int8-{form}" not in self.files:
+        name = {"cpu": "model_onnx.int8-cpu.onnx", "tensorrt": "model_onnx.int8.onnx"}[form]
+        if not self.existing(f"int8-{form}", name):
             from calibration.int8 import run
 
             report = run([self.onnx()], self.calibration_data, self.calibration_images, "entropy", None, False, [])[0]
@@ -233,6 +242,8 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration-data", default="shapes", help="calibration.int8 --data")
     parser.add_argument("--calibration-images", type=int, default=32)
     parser.add_argument("--artifacts", help="keep the format files here (default: a temporary folder)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="take format files already in --artifacts (made from the same --weights)")
     parser.add_argument("--max-ap-drop", help="AP points a format may lose against torch: N, or format=N,...")
     parser.add_argument("--min-ap", type=float, help="lowest mask AP50 (points) any format may have")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "run"))
@@ -262,7 +273,7 @@ def main(argv=None) -> int:
         return 2
     folder = args.artifacts or tempfile.mkdtemp(prefix="benchmark.")
     os.makedirs(folder, exist_ok=True)
-    builder = Builder(model.eval(), class_names, folder, args.calibration_data, args.calibration_images)
+    builder = Builder(model.eval(), class_names, folder, args.calibration_data, args.calibration_images, args.reuse)
     results = []
     for name in formats:
         print(f"{name} ...", flush=True)
@@ -277,12 +288,12 @@ def main(argv=None) -> int:
             f"(ms, p50 / p90); TensorRT: {tensorrt_available() or 'not installed'}.\n\n" + table(results)
             + "\n\nGates: " + ("; ".join(failures) if failures else
                                  f"passed (max AP drop {args.max_ap_drop or 'none'}, min mask AP50 {args.min_ap})"))
+    fastest = builder.files.get("int8-cpu", builder.files.get("onnx-onnx", "MODEL.onnx"))
     publish(args.output, "Benchmark: every format of one model", body,
             {"formats": [dataclasses.asdict(r) for r in results], "gates": {"max_ap_drop": drops, "min_ap": args.min_ap,
                                                                             "failures": failures},
              "weights": args.weights, "eval_images": evaluated, "artifacts": folder},
-            f"python -m runtime.video --model {builder.files.get('int8-cpu', builder.files.get('onnx-onnx', 'M'))} "
-            f"--source VIDEO --output annotated.mp4")
+            f"python -m runtime.video --model {fastest} --source VIDEO --output annotated.mp4")
     if failures:
         print("GATES FAILED:\n  " + "\n  ".join(failures), file=sys.stderr)
         return 1

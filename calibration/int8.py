@@ -89,10 +89,33 @@ def output_paths(onnx_path: str, output: Optional[str] = None) -> Dict[str, str]
     return {"tensorrt": base + ".int8.onnx", "cpu": base + ".int8-cpu.onnx", "ranges": base + ".int8.ranges.json"}
 
 
+def make_calibrator(model_path: str, method: str, tensors: Sequence[str], augmented_path: str):
+    """ONNX Runtime's calibrator for ``method``, collecting only ``tensors`` (the stock one
+    takes every input and output of an op type: the box decoding's additions, whose
+    values can be infinite for an untrained model, among them)."""
+    from onnxruntime.quantization.calibrate import EntropyCalibrater, MinMaxCalibrater, PercentileCalibrater
+
+    base = {"entropy": EntropyCalibrater, "percentile": PercentileCalibrater, "minmax": MinMaxCalibrater}[method]
+    wanted = set(tensors)
+
+    class Selected(base):
+        def select_tensors_to_calibrate(self, model):
+            found, value_infos = super().select_tensors_to_calibrate(model)
+            return found & wanted, value_infos
+
+    # asymmetric ranges: the TensorRT form's quantizer makes them symmetric itself
+    options = {"minmax": {}, "entropy": {"num_bins": 128, "num_quantized_bins": 128},
+               "percentile": {"num_bins": 2048, "percentile": 99.999}}[method]
+    calibrator = Selected(model_path, list(NETWORK), augmented_path, symmetric=False, **options)
+    calibrator.augment_graph()
+    calibrator.create_inference_session()
+    return calibrator
+
+
 def calibrate(onnx_path: str, data: CalibrationSet, method: str, cache_path: str) -> None:
     """Run ONNX Runtime's calibrator over ``data`` in chunks and write the ranges of the
-    tensors around the network's ops (calibration.graph.NETWORK) to ``cache_path`` (JSON)."""
-    from onnxruntime.quantization import CalibrationDataReader, create_calibrator, save_tensors_data
+    tensors the quantized nodes of either form read or write to ``cache_path`` (JSON)."""
+    from onnxruntime.quantization import CalibrationDataReader, save_tensors_data
 
     class Reader(CalibrationDataReader):
         def __init__(self, feeds):
@@ -101,17 +124,23 @@ def calibrate(onnx_path: str, data: CalibrationSet, method: str, cache_path: str
         def get_next(self):
             return next(self.feeds, None)
 
+    graph = load_onnx(onnx_path, False)
+    names = set(quantizable_nodes(graph, "cpu"))
+    tensors = {t for node in graph.graph.node if node.name in names for t in list(node.input) + list(node.output)}
     progress = Progress(data.num_images, f"calibrating ({method})")
     with tempfile.TemporaryDirectory(prefix="calibration.") as folder:
-        calibrator = create_calibrator(onnx_path, list(NETWORK), calibrate_method=ort_method(method),
-                                       augmented_model_path=os.path.join(folder, "augmented.onnx"))
+        calibrator = make_calibrator(onnx_path, method, tensors, os.path.join(folder, "augmented.onnx"))
         per_chunk = max(1, CHUNK // len(data.feeds[0]["images"]))
         for start in range(0, len(data.feeds), per_chunk):
             chunk = data.feeds[start:start + per_chunk]
             calibrator.collect_data(Reader(chunk))
             progress.update(sum(len(f["images"]) for f in chunk))
         progress.close()
-        ranges = calibrator.compute_data()
+        try:
+            ranges = calibrator.compute_data()
+        except ValueError as exc:  # e.g. "supplied range of [-inf, inf] is not finite"
+            raise CalibrationDataError(f"{onnx_path}: calibration met values it cannot bin ({exc}): the network "
+                                       f"produces inf/NaN on these images") from exc
         del calibrator
     with atomic_path(cache_path) as tmp:
         save_tensors_data(ranges, tmp)

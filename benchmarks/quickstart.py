@@ -1,0 +1,165 @@
+"""The whole pipeline on small built-in data, in one command: train, export, INT8/FP16,
+detect, the video loop and the benchmark table.
+
+    python -m benchmarks.quickstart                      # shapes, trained here (about 10 minutes on 2 cores)
+    python -m benchmarks.quickstart --train-minutes 20   # a longer training, a better model
+    python -m benchmarks.quickstart --weights my.pt --dataset coco --data /data/coco   # your own model and data
+
+Steps, each writing under --output-dir (default ``quickstart/``):
+1. train a shapes model from scratch (ResNet50, 128x128, batch renormalization; bfloat16
+   where the CPU has bfloat16 instructions) for --train-minutes: the first epoch is
+   timed, then as many epochs as fit, the last fifth at a 10x lower learning rate
+   (skipped with --weights);
+2. export it for both targets (``--target onnx`` and ``--target trt``), verified against
+   PyTorch on fresh images;
+3. calibrate INT8 (TensorRT's Q/DQ form for both exports, ONNX Runtime's CPU form) and
+   convert to FP16;
+4. detect on held-out images with the INT8 CPU model (``runtime.detect``: overlays + COCO JSON);
+5. run the video loop on a generated clip (``runtime.video``: annotated .mp4 + summary);
+6. the benchmark table of every format (``benchmarks.run``), with its gates: ONNX fp32
+   within --max-onnx-drop AP points of PyTorch, INT8 within --max-int8-drop.
+It ends by listing every file it wrote and the commands to go further.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TRAIN_SEED = 1
+
+
+def has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    except OSError:
+        return False
+
+
+def train(folder: str, minutes: float, eval_images: int):
+    """Train the shapes model for about ``minutes``; returns the checkpoint path."""
+    import torch
+
+    from model.configs import ShapesConfig
+    from model.dataset import shapes_dataset
+    from model.maskrcnn import MaskRCNN
+    from model.training import checkpoint_path, train_model
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(ShapesConfig(), TRAIN_BN=None, BATCH_RENORM=True)
+    side = config.IMAGE_SHAPE[0]
+    train_set = shapes_dataset(4000, side, side, TRAIN_SEED)
+    val_set = shapes_dataset(20, side, side, TRAIN_SEED + 100)
+    model = MaskRCNN(config)
+    precision = "bf16" if has_bf16() else "fp32"
+    common = dict(layers="all", log_dir=os.path.join(folder, "logs"), class_names=train_set.class_names,
+                  precision=precision)
+    print(f"1. training: {config.BACKBONE} {side}x{side}, {precision}, about {minutes:g} min", flush=True)
+    start = time.perf_counter()
+    run = train_model(model, train_set, val_set, config.LEARNING_RATE, 1, **common)
+    per_epoch = time.perf_counter() - start
+    epochs = max(2, int(minutes * 60 / per_epoch))
+    fine = max(1, epochs // 5)
+    print(f"   one epoch took {per_epoch:.0f} s: {epochs} epochs, the last {fine} at lr "
+          f"{config.LEARNING_RATE / 10:g}", flush=True)
+    if epochs - fine > 1:
+        run = train_model(model, train_set, val_set, config.LEARNING_RATE, epochs - fine, run=run, **common)
+    run = train_model(model, train_set, val_set, config.LEARNING_RATE / 10, epochs, run=run, **common)
+    weights = os.path.join(folder, "shapes.pt")
+    shutil.copyfile(checkpoint_path(run.run_dir, config.NAME, run.epoch), weights)
+    print(f"   trained in {(time.perf_counter() - start) / 60:.1f} min -> {weights}", flush=True)
+    return weights
+
+
+def step(title: str, function, *args) -> None:
+    """Run a CLI's main(); stop the quickstart with its status when it fails."""
+    print(title, flush=True)
+    status = function(list(args))
+    if status not in (0, None):
+        raise SystemExit(status)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.quickstart", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", help="your checkpoint (.pt) or Keras .h5: skip the training")
+    parser.add_argument("--dataset", default="shapes", help="benchmark data: shapes | coco | module:Class")
+    parser.add_argument("--data", help="dataset path for --dataset coco or yours")
+    parser.add_argument("--train-minutes", type=float, default=7.0)
+    parser.add_argument("--eval-images", type=int, default=50, help="held-out images per format in the table")
+    parser.add_argument("--calibration-images", type=int, default=32)
+    parser.add_argument("--max-onnx-drop", type=float, default=0.5, help="AP points ONNX fp32 may lose")
+    parser.add_argument("--max-int8-drop", type=float, default=2.0, help="AP points INT8 may lose")
+    parser.add_argument("--output-dir", default="quickstart")
+    args = parser.parse_args(argv)
+    from benchmarks import run as benchmark
+    from calibration import fp16, int8
+    from export import to_onnx
+    from runtime import detect, video
+
+    out = os.path.abspath(args.output_dir)
+    os.makedirs(out, exist_ok=True)
+    started = time.perf_counter()
+    weights = args.weights or train(out, args.train_minutes, args.eval_images)
+    formats = os.path.join(out, "formats")  # the names benchmarks.run --reuse looks for
+    os.makedirs(formats, exist_ok=True)
+    onnx_path, trt_path = os.path.join(formats, "model_onnx.onnx"), os.path.join(formats, "model_trt.onnx")
+    step("2. export (onnx target, verified against PyTorch)", to_onnx.main,
+         "--weights", weights, "--clamp-pre-nms", "--output", onnx_path)
+    step("   export (trt target)", to_onnx.main, "--weights", weights, "--clamp-pre-nms", "--target", "trt",
+         "--output", trt_path)
+    data = "shapes" if args.dataset == "shapes" else args.data
+    step("3. INT8 calibration", int8.main, "--onnx", onnx_path, trt_path, "--data", data,
+         "--num-images", str(args.calibration_images))
+    step("   FP16", fp16.main, "--onnx", onnx_path)
+    images = os.path.join(out, "images")
+    write_sample_images(images, onnx_path)
+    int8_cpu = os.path.join(formats, "model_onnx.int8-cpu.onnx")
+    step("4. detect (INT8 CPU model)", detect.main, "--model", int8_cpu, images,
+         "--out", os.path.join(out, "overlays"), "--json", os.path.join(out, "detections.json"))
+    clip = write_clip(os.path.join(out, "clip.mp4"))
+    step("5. video loop (INT8 CPU model)", video.main, "--model", int8_cpu,
+         "--source", clip, "--output", os.path.join(out, "annotated.mp4"))
+    dataset_args = ["--dataset", args.dataset] + (["--data", args.data] if args.data else [])
+    status = benchmark.main(["--weights", weights, *dataset_args, "--eval-images", str(args.eval_images),
+                             "--calibration-images", str(args.calibration_images), "--artifacts", formats,
+                             "--reuse",
+                             "--max-ap-drop", f"onnx={args.max_onnx_drop},onnx-int8={args.max_int8_drop}",
+                             "--output", os.path.join(out, "benchmark")])
+    print(f"\nquickstart finished in {(time.perf_counter() - started) / 60:.1f} min; in {out}/:")
+    for name in ("shapes.pt", "formats/model_onnx.onnx", "formats/model_trt.onnx", "formats/model_onnx.int8.onnx",
+                 "formats/model_onnx.int8-cpu.onnx", "formats/model_trt.int8.onnx", "formats/model_onnx.fp16.onnx",
+                 "overlays/", "detections.json", "annotated.mp4", "annotated.mp4.json", "benchmark.md"):
+        if os.path.exists(os.path.join(out, name.rstrip("/"))):
+            print(f"  {name}")
+    print(f"next: python -m runtime.video --model {int8_cpu} --source 0 --show   (a camera)\n"
+          f"      python -m export.to_trt --onnx {trt_path} --precision fp16   (on the GPU / Jetson)")
+    return status
+
+
+def write_sample_images(folder: str, onnx_path: str, count: int = 4) -> None:
+    """Held-out shapes images (another seed than training and evaluation) as PNG files."""
+    from PIL import Image
+
+    from export.verify import verification_images
+
+    os.makedirs(folder, exist_ok=True)
+    for i, image in enumerate(verification_images(128, count=count, seed=4242)):
+        Image.fromarray(image).save(os.path.join(folder, f"shapes_{i}.png"))
+
+
+def write_clip(path: str, frames: int = 90) -> str:
+    from benchmarks.runtime_latency import write_clip as clip
+
+    return clip(path, frames, 240, 320)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
