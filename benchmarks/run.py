@@ -287,7 +287,8 @@ def main(argv=None) -> int:
             f"images of --dataset {args.dataset}; batch 1; AP in points (COCO, pycocotools); latency per image "
             f"(ms, p50 / p90); TensorRT: {tensorrt_available() or 'not installed'}.\n\n" + table(results)
             + "\n\nGates: " + ("; ".join(failures) if failures else
-                                 f"passed (max AP drop {args.max_ap_drop or 'none'}, min mask AP50 {args.min_ap})"))
+                                 f"passed (max AP drop {args.max_ap_drop or 'none'}, min mask AP50 "
+                                 f"{'none' if args.min_ap is None else args.min_ap})"))
     fastest = builder.files.get("int8-cpu", builder.files.get("onnx-onnx", "MODEL.onnx"))
     publish(args.output, "Benchmark: every format of one model", body,
             {"formats": [dataclasses.asdict(r) for r in results], "gates": {"max_ap_drop": drops, "min_ap": args.min_ap,
