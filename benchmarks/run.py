@@ -243,7 +243,9 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration-images", type=int, default=32)
     parser.add_argument("--artifacts", help="keep the format files here (default: a temporary folder)")
     parser.add_argument("--reuse", action="store_true",
-                        help="take format files already in --artifacts (made from the same --weights)")
+                        help="take format files already in --artifacts, made by an earlier benchmarks.run from the "
+                             "same --weights (an export.to_onnx file keeps the model's DETECTION_MIN_CONFIDENCE "
+                             "in its graph and scores lower AP)")
     parser.add_argument("--max-ap-drop", help="AP points a format may lose against torch: N, or format=N,...")
     parser.add_argument("--min-ap", type=float, help="lowest mask AP50 (points) any format may have")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "run"))
