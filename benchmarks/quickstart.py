@@ -1,7 +1,7 @@
 """The whole pipeline on small built-in data, in one command: train, export, INT8/FP16,
 detect, the video loop and the benchmark table.
 
-    python -m benchmarks.quickstart                      # shapes, trained here (about 13 minutes on 2 cores)
+    python -m benchmarks.quickstart                      # shapes, trained here (about 14 minutes on 2 cores)
     python -m benchmarks.quickstart --train-minutes 25   # train_shapes' 16 + 4 epochs: a model that works
     python -m benchmarks.quickstart --weights my.pt --dataset coco --data /data/coco   # your own model and data
 
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     parser.add_argument("--dataset", default="shapes", help="benchmark data: shapes | coco | module:Class")
     parser.add_argument("--data", help="dataset path for --dataset coco or yours")
     parser.add_argument("--train-minutes", type=float, default=10.0,
-                        help="training time budget (default 10: the whole quickstart in about 13 minutes)")
+                        help="training time budget (default 10: the whole quickstart in about 14 minutes)")
     parser.add_argument("--eval-images", type=int, default=100, help="held-out images per format in the table")
     parser.add_argument("--calibration-images", type=int, default=32)
     parser.add_argument("--max-onnx-drop", type=float, default=0.5, help="AP points ONNX fp32 may lose")
