@@ -3,6 +3,7 @@ spread, a description of the machine, and Markdown + JSON reports written atomic
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -37,6 +38,17 @@ def time_it(name: str, fn: Callable[[], object], runs: int = 5, warmup: int = 1)
     quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
     return Timing(name, statistics.median(samples), min(samples), max(samples),
                   quartiles[2] - quartiles[0], samples)
+
+
+def sizes_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    """The arguments of the full-size latency benchmarks: --sizes (input sides, default 1024
+    and 512), --runs and --warmup (of time_it); each adds its own and --output."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 512])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=1)
+    return parser
 
 
 def machine() -> Dict[str, object]:

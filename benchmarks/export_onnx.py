@@ -19,7 +19,6 @@ Reports: benchmarks/results/export_onnx.{md,json}.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
 import sys
@@ -28,8 +27,8 @@ import tempfile
 import numpy as np
 import torch
 
-from benchmarks.common import markdown_table, publish, time_it
-from export.to_onnx import export_config, export_onnx
+from benchmarks.common import markdown_table, publish, sizes_parser, time_it
+from export.to_onnx import export_model, export_onnx
 from model.config import Config
 from model.maskrcnn import MaskRCNN
 from runtime.detector import OnnxDetector
@@ -50,11 +49,8 @@ def latency_rows(size: int, runs: int, warmup: int, folder: str):
     molded = mold_images([image], config.molding_spec())
     windows = molded.windows.astype(np.float32)
     for target in ("onnx", "trt"):
-        export_cfg, clamped_from = export_config(config, None, target, clamp_pre_nms=True)
-        model = MaskRCNN(export_cfg).eval()
-        model.load_state_dict(base.state_dict())
         path = os.path.join(folder, f"r101_{size}_{target}.onnx")
-        report = export_onnx(model, path, target, 1, clamped_from=clamped_from)
+        report, model = export_model(base, path, target)
         entry = {"export_seconds": report.seconds, "onnx_mb": report.size_bytes / 1e6,
                  "pre_nms_limit": report.pre_nms_limit}
         if target == "onnx":
@@ -105,11 +101,7 @@ def clamp_rows(folder: str, images: int):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.export_onnx", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 512])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser = sizes_parser("python -m benchmarks.export_onnx", __doc__)
     parser.add_argument("--clamp-images", type=int, default=200, help="held-out shapes images for the clamp AP")
     parser.add_argument("--output", default=os.path.join(HERE, "results", "export_onnx"))
     args = parser.parse_args(argv)

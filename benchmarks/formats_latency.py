@@ -18,14 +18,13 @@ Reports: benchmarks/results/formats_latency.{md,json}.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
 
 import numpy as np
 
-from benchmarks.common import markdown_table, publish, time_it
+from benchmarks.common import markdown_table, publish, sizes_parser, time_it
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -70,11 +69,7 @@ def measure(size: int, runs: int, warmup: int, folder: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.formats_latency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 512])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser = sizes_parser("python -m benchmarks.formats_latency", __doc__)
     parser.add_argument("--output", default=os.path.join(HERE, "results", "formats_latency"))
     args = parser.parse_args(argv)
     rows, data = [], {}

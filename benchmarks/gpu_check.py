@@ -135,30 +135,24 @@ def load_model(weights: Optional[str]):
 
 def compare_backends(engine_path: str, onnx_path: str, images: List[np.ndarray], runs: int) -> Dict[str, object]:
     from benchmarks.common import time_it
+    from calibration.agreement import agreement_of
     from runtime import open_model
-    from runtime.compare import match_detections
     from runtime.video import percentiles
 
     engine, reference = open_model(engine_path), open_model(onnx_path, providers="cpu")
     try:
-        ours, theirs = engine.detect(images), reference.detect(images)
-        matched = unmatched = 0
-        ious, box_diff, score_diff = [], 0.0, 0.0
-        for a, b in zip(ours, theirs):
-            agreement = match_detections(a, b, BOX_TOL_PX, SCORE_TOL, tie_tol=SCORE_TOL)
-            matched += len(agreement.pairs)
-            unmatched += len(agreement.unmatched_a) + len(agreement.unmatched_b)
-            ious += list(agreement.mask_iou)
-            box_diff, score_diff = max(box_diff, agreement.max_box_diff), max(score_diff, agreement.max_score_diff)
+        agreement = agreement_of(onnx_path, engine_path, reference.detect(images), engine.detect(images),
+                                 BOX_TOL_PX, SCORE_TOL)
+        unmatched = agreement.reference_detections - agreement.matched + agreement.extra
         molded = engine.mold(images[:1])
         fill = np.zeros(engine.info.batch_size, np.int64)  # one image, repeated to the engine's batch
         args = (molded.images[fill], molded.windows[fill].astype(np.float32))
         trt_time = time_it("engine", lambda: engine.infer(*args), runs, 3)
         ort_time = time_it("onnxruntime", lambda: reference.infer(*args), max(3, runs // 5), 1)
-        mean_iou = float(np.mean(ious)) if ious else 1.0
-        return {"backend": engine.backend, "matched": matched, "unmatched": unmatched, "max_box_diff_px": box_diff,
-                "max_score_diff": score_diff, "mean_mask_iou": mean_iou,
-                "agrees": unmatched == 0 and mean_iou >= MEAN_MASK_IOU,
+        mean_iou = agreement.mean_mask_iou
+        return {"backend": engine.backend, "matched": agreement.matched, "unmatched": unmatched,
+                "max_box_diff_px": agreement.max_box_diff, "max_score_diff": agreement.max_score_diff,
+                "mean_mask_iou": mean_iou, "agrees": unmatched == 0 and mean_iou >= MEAN_MASK_IOU,
                 "engine_infer_ms": percentiles(1e3 * np.array(trt_time.runs)),
                 "onnxruntime_cpu_infer_ms": percentiles(1e3 * np.array(ort_time.runs))}
     finally:
@@ -176,9 +170,8 @@ def run_check(args) -> Dict[str, object]:
     report["cuda"] = cuda_round_trip()
     print(f"   {report['cuda']}", flush=True)
     print("3. export", flush=True)
-    from export.to_onnx import export_config, export_onnx
+    from export.to_onnx import export_model
     from export.verify import verification_images
-    from model.maskrcnn import MaskRCNN
     from runtime.trt_build import BuildOptions, build_engine
 
     model, names, described = load_model(args.weights)
@@ -186,11 +179,8 @@ def run_check(args) -> Dict[str, object]:
     folder = tempfile.mkdtemp(prefix="gpu_check_")
     exports = {}
     for target in ("onnx", "trt"):
-        config, clamped = export_config(model.config, None, target, clamp_pre_nms=True)
-        exported = MaskRCNN(config).eval()
-        exported.load_state_dict(model.state_dict())
         exports[target] = os.path.join(folder, f"model_{target}.onnx")
-        export_onnx(exported, exports[target], target, 1, names, clamped_from=clamped)
+        export_model(model, exports[target], target, names)
         print(f"   {exports[target]}", flush=True)
     report["results"] = {}
     if report["tensorrt"] is None:

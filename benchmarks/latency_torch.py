@@ -12,14 +12,13 @@ Reports go to benchmarks/results/latency_torch.{md,json}.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
 import torch
 
-from benchmarks.common import markdown_table, publish, time_it
+from benchmarks.common import markdown_table, publish, sizes_parser, time_it
 from model.config import Config
 from model.maskrcnn import MaskRCNN
 from runtime.molding import mold_images
@@ -52,12 +51,8 @@ def measure(backbone: str, size: int, runs: int, warmup: int, min_confidence: fl
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.latency_torch", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sizes_parser("python -m benchmarks.latency_torch", __doc__)
     parser.add_argument("--backbone", default="resnet101", choices=["resnet50", "resnet101"])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 512])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--min-confidence", type=float, default=0.0)
     parser.add_argument("--output", default=os.path.join(RESULTS, "latency_torch"),

@@ -31,8 +31,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-import numpy as np
-
 from benchmarks.common import markdown_table, publish
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -48,7 +46,7 @@ class FormatResult:
     size_mb: Optional[float] = None
     box: Dict[str, float] = field(default_factory=dict)
     mask: Dict[str, float] = field(default_factory=dict)
-    latency_ms: Dict[str, Dict[str, float]] = field(default_factory=dict)  # pre/infer/post/total -> p50, p90
+    latency_ms: Dict[str, Dict[str, float]] = field(default_factory=dict)  # pre/infer/post/total -> p50, p90, ...
     seconds: float = 0.0
 
     @property
@@ -72,11 +70,13 @@ class Timed:
         return result
 
     def latency_ms(self) -> Dict[str, Dict[str, float]]:
+        from runtime.video import percentiles
+
         out = {}
         for stage, key in (("pre", "mold"), ("infer", "infer"), ("post", "post"), ("total", "total")):
-            values = np.array([1e3 * s[key] for s in self.samples if key in s])
-            if len(values):
-                out[stage] = {"p50": float(np.percentile(values, 50)), "p90": float(np.percentile(values, 90))}
+            values = [1e3 * s[key] for s in self.samples if key in s]
+            if values:
+                out[stage] = percentiles(values)
         return out
 
 
@@ -108,14 +108,10 @@ class Builder:
     def onnx(self, target: str = "onnx") -> str:
         key = f"onnx-{target}"
         if not self.existing(key, f"model_{target}.onnx"):
-            from export.to_onnx import export_config, export_onnx
-            from model.maskrcnn import MaskRCNN
+            from export.to_onnx import export_model
 
-            config, clamped = export_config(self.model.config, None, target, clamp_pre_nms=True)
-            exported = MaskRCNN(config).eval()
-            exported.load_state_dict(self.model.state_dict())
             path = os.path.join(self.folder, f"model_{target}.onnx")
-            export_onnx(exported, path, target, 1, self.class_names, clamped_from=clamped)
+            export_model(self.model, path, target, self.class_names)
             self.files[key] = path
         return self.files[key]
 

@@ -55,15 +55,13 @@ def default_images(side: int, count: int = 8) -> List[np.ndarray]:
     return verification_images(side, count=count, seed=900)
 
 
-def compare_models(reference: str, candidate: str, images: Optional[Sequence[np.ndarray]] = None,
-                   score_threshold: Optional[float] = None) -> ModelAgreement:
-    ref_model, cand_model = open_model(reference, providers="cpu"), open_model(candidate, providers="cpu")
-    images = list(images) if images is not None else default_images(ref_model.info.input_size[0])
-    result = ModelAgreement(reference, candidate, len(images))
-    ours = cand_model.detect(images, score_threshold=score_threshold)
-    theirs = ref_model.detect(images, score_threshold=score_threshold)
+def agreement_of(reference: str, candidate: str, theirs: Sequence, ours: Sequence, box_tol: float = BOX_TOL_PX,
+                 score_tol: float = SCORE_TOL) -> ModelAgreement:
+    """The agreement of ``ours`` (the candidate's Detections, one per image) with ``theirs``
+    (the reference's on the same images); ``reference``/``candidate`` name the two."""
+    result = ModelAgreement(reference, candidate, len(theirs))
     for a, b in zip(theirs, ours):
-        agreement = match_detections(a, b, BOX_TOL_PX, SCORE_TOL, tie_tol=SCORE_TOL)
+        agreement = match_detections(a, b, box_tol, score_tol, tie_tol=score_tol)
         result.reference_detections += len(a)
         result.matched += len(agreement.pairs)
         result.extra += len(agreement.unmatched_b)
@@ -71,3 +69,12 @@ def compare_models(reference: str, candidate: str, images: Optional[Sequence[np.
         result.max_box_diff = max(result.max_box_diff, agreement.max_box_diff)
         result.max_score_diff = max(result.max_score_diff, agreement.max_score_diff)
     return result
+
+
+def compare_models(reference: str, candidate: str, images: Optional[Sequence[np.ndarray]] = None,
+                   score_threshold: Optional[float] = None) -> ModelAgreement:
+    ref_model, cand_model = open_model(reference, providers="cpu"), open_model(candidate, providers="cpu")
+    images = list(images) if images is not None else default_images(ref_model.info.input_size[0])
+    ours = cand_model.detect(images, score_threshold=score_threshold)
+    theirs = ref_model.detect(images, score_threshold=score_threshold)
+    return agreement_of(reference, candidate, theirs, ours)

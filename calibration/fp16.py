@@ -25,9 +25,9 @@ import sys
 from dataclasses import dataclass
 from typing import List, Optional, Set
 
-from calibration.graph import fold_weight_reshapes, load_onnx, quantizable_nodes
+from calibration.graph import fold_weight_reshapes, load_onnx, model_info, quantizable_nodes
 from runtime.files import atomic_path
-from runtime.model_info import ModelFileError, ModelInfo
+from runtime.model_info import ModelFileError
 
 
 @dataclass
@@ -97,7 +97,7 @@ def convert(onnx_path: str, output: Optional[str] = None) -> Fp16Report:
 
     output = output or onnx_path[: -len(".onnx")] + ".fp16.onnx"
     graph = load_onnx(onnx_path)
-    ModelInfo.from_metadata({p.key: p.value for p in graph.metadata_props}, onnx_path)  # our export, or a clear error
+    model_info(graph, onnx_path)  # our export, or a clear error
     fold_weight_reshapes(graph)
     names = set(network_nodes(graph))
     to_float16(graph, names)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 WEIGHTED = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 NETWORK = WEIGHTED + ("Relu", "Add", "Resize", "MaxPool")
@@ -41,6 +41,14 @@ def load_onnx(path: str, load_external_data: bool = True):
         return onnx.load(path, load_external_data=load_external_data)
     except Exception as exc:  # protobuf decode errors have no common base class worth naming
         raise ModelFileError(f"{path}: not a readable ONNX file ({exc})") from exc
+
+
+def model_info(graph, path: str):
+    """The runtime.ModelInfo an export carries in its metadata (a ModelFileError naming
+    ``path`` when it is not one of this project's exports)."""
+    from runtime.model_info import ModelInfo
+
+    return ModelInfo.from_metadata({p.key: p.value for p in graph.metadata_props}, path)
 
 
 def producers(graph) -> Dict[str, object]:
@@ -112,8 +120,8 @@ def unshare_weights(graph) -> int:
     from onnx import numpy_helper
 
     initializers = {init.name: init for init in graph.graph.initializer}
-    users = Counter(node.input[1] for node in weighted_nodes(graph) if len(node.input) > 1)
-    seen: Dict[str, int] = defaultdict(int)
+    users = Counter(node.input[1] for node in weighted_nodes(graph))
+    seen: Dict[Tuple[str, int], int] = defaultdict(int)
     copies = 0
     for node in weighted_nodes(graph):
         for slot in (1, 2):

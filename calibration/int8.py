@@ -41,6 +41,7 @@ from calibration.graph import (
     WEIGHTED,
     float_inputs_for_float_ops,
     load_onnx,
+    model_info,
     prepare_for_quantization,
     quantizable_nodes,
     weighted_input_names,
@@ -150,10 +151,9 @@ def ranges_for(prepared: str, calibrated: str, cache_path: str, output: str) -> 
     """The cached ranges of ``calibrated`` renamed to the tensors of ``prepared`` (another
     export of the same weights): the activation input of the k-th weighted node of one
     graph is that of the k-th of the other. Written to ``output``; returns it."""
-    import onnx
     from onnxruntime.quantization import TensorsData, load_tensors_data, save_tensors_data
 
-    ours, theirs = (weighted_input_names(onnx.load(p, load_external_data=False)) for p in (prepared, calibrated))
+    ours, theirs = (weighted_input_names(load_onnx(p, False)) for p in (prepared, calibrated))
     if len(ours) != len(theirs):
         raise ModelFileError(f"{prepared} has {len(ours)} convolutions and matrix products, the calibrated export "
                              f"{len(theirs)}: not the same network")
@@ -181,8 +181,9 @@ def quantize_form(prepared_path: str, output: str, form: str, cache_path: str, m
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
     graph = onnx.load(prepared_path)
-    nodes = [n for n in quantizable_nodes(graph, form) if n not in set(keep_float)]
-    unknown = sorted(set(keep_float) - {n.name for n in graph.graph.node})
+    kept = set(keep_float)
+    nodes = [n for n in quantizable_nodes(graph, form) if n not in kept]
+    unknown = sorted(kept - {n.name for n in graph.graph.node})
     if unknown:
         raise ValueError(f"--keep-float names nodes the graph does not have: {unknown[:5]}")
     symmetric = form == "tensorrt"
@@ -211,8 +212,7 @@ def run(onnx_paths: Sequence[str], data_spec: str, num_images: int, method: str,
         recalibrate: bool, keep_float: Sequence[str], forms: Sequence[str] = FORMS) -> List[Int8Report]:
     """Calibrate on the first ONNX Runtime-runnable export, quantize every given export."""
 
-    infos = {path: ModelInfo.from_metadata({p.key: p.value for p in load_onnx(path, False).metadata_props}, path)
-             for path in onnx_paths}
+    infos = {path: model_info(load_onnx(path, False), path) for path in onnx_paths}
     calibrated_on = next((p for p in onnx_paths if infos[p].target == "onnx"), None)
     if calibrated_on is None:
         raise ModelFileError(f"{onnx_paths[0]} is a --target trt export, whose plugin nodes ONNX Runtime's calibrator "
@@ -220,7 +220,8 @@ def run(onnx_paths: Sequence[str], data_spec: str, num_images: int, method: str,
                              f"e.g. --onnx model.onnx {onnx_paths[0]}")
     for path in onnx_paths:
         check_same_weights(infos[calibrated_on], infos[path], path)
-    cache = output_paths(calibrated_on, output if len(onnx_paths) == 1 else None)["ranges"]
+    single_output = output if len(onnx_paths) == 1 else None
+    cache = output_paths(calibrated_on, single_output)["ranges"]
     reports = []
     with tempfile.TemporaryDirectory(prefix="int8.") as folder:
         reference = prepare_for_quantization(calibrated_on, os.path.join(folder, "calibrated.onnx"))
@@ -237,7 +238,7 @@ def run(onnx_paths: Sequence[str], data_spec: str, num_images: int, method: str,
                 prepared = prepare_for_quantization(path, os.path.join(folder, f"other{index}.onnx"))
                 ranges = ranges_for(prepared, reference, cache, os.path.join(folder, f"ranges{index}.json"))
                 report.calibration += f" (the same scales as {calibrated_on})"
-            paths = output_paths(path, output if len(onnx_paths) == 1 else None)
+            paths = output_paths(path, single_output)
             for form in forms:
                 if form == "cpu" and infos[path].target != "onnx":
                     continue  # plugin graphs run on TensorRT only

@@ -26,8 +26,8 @@ from typing import Dict, List
 import numpy as np
 
 from calibration.data import CalibrationDataError, calibration_set
-from calibration.graph import load_onnx, weighted_nodes
-from runtime.model_info import ModelFileError, ModelInfo
+from calibration.graph import load_onnx, model_info, weighted_nodes
+from runtime.model_info import ModelFileError
 
 
 @dataclass
@@ -112,8 +112,7 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=15, help="layers to list")
     args = parser.parse_args(argv)
     try:
-        info = ModelInfo.from_metadata({p.key: p.value for p in load_onnx(args.onnx, False).metadata_props},
-                                       args.onnx)
+        info = model_info(load_onnx(args.onnx, False), args.onnx)
         feeds = calibration_set(args.data, info, args.num_images).feeds
         errors = layer_errors(args.onnx, args.int8, feeds)
     except (ModelFileError, CalibrationDataError, OSError, ValueError) as exc:

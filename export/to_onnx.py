@@ -156,6 +156,23 @@ def export_onnx(model, path: str, target: str = "onnx", batch_size: int = 1, cla
                         size_bytes=os.path.getsize(path), pre_nms_limit=config.PRE_NMS_LIMIT, clamped_from=clamped_from)
 
 
+def export_model(source, path: str, target: str = "onnx", class_names: Optional[List[str]] = None,
+                 image_size: Optional[int] = None, clamp_pre_nms: bool = True, batch_size: int = 1,
+                 opset: int = 17, roi_align_version: str = "2"):
+    """Export the weights of the MaskRCNN ``source`` for ``target``: the config export_config
+    makes of its own (PRE_NMS_LIMIT clamped where the target needs it and ``clamp_pre_nms``).
+    Returns (ExportReport, the exported MaskRCNN, in eval mode)."""
+    from model.maskrcnn import MaskRCNN
+
+    config, clamped_from = export_config(source.config, image_size, target, clamp_pre_nms)
+    if batch_size < 1:
+        raise ExportError(f"--batch must be at least 1, got {batch_size}")
+    model = MaskRCNN(config).eval()
+    model.load_state_dict(source.state_dict())
+    report = export_onnx(model, path, target, batch_size, class_names, opset, clamped_from, roi_align_version)
+    return report, model
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m export.to_onnx", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -175,23 +192,19 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         from model.detect import load_any
-        from model.maskrcnn import MaskRCNN
 
         source, class_names = load_any(args.weights, args.config)  # fails fast on bad weights
-        config, clamped_from = export_config(source.config, args.image_size, args.target, args.clamp_pre_nms)
-        if args.batch < 1:
-            raise ExportError(f"--batch must be at least 1, got {args.batch}")
-        model = MaskRCNN(config).eval()
-        model.load_state_dict(source.state_dict())
-        print(f"exporting {config.BACKBONE} {config.IMAGE_MAX_DIM}x{config.IMAGE_MAX_DIM} batch {args.batch} "
-              f"for target {args.target} ...", flush=True)
-        report = export_onnx(model, args.output, args.target, args.batch, class_names, args.opset, clamped_from,
-                             args.roialign_version)
+        side = args.image_size or source.config.IMAGE_MAX_DIM
+        print(f"exporting {source.config.BACKBONE} {side}x{side} batch {args.batch} for target {args.target} ...",
+              flush=True)
+        report, model = export_model(source, args.output, args.target, class_names, args.image_size,
+                                     args.clamp_pre_nms, args.batch, args.opset, args.roialign_version)
     except (WeightsError, ConfigError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    clamp_note = f" (clamped from {report.clamped_from})" if report.clamped_from else ""
     print(f"wrote {report.path} ({report.size_bytes / 1e6:.1f} MB) in {report.seconds:.0f} s; "
-          f"PRE_NMS_LIMIT {report.pre_nms_limit}" + (f" (clamped from {clamped_from})" if clamped_from else ""))
+          f"PRE_NMS_LIMIT {report.pre_nms_limit}{clamp_note}")
     if not args.no_verify:
         from export.verify import verify_against_torch
 

@@ -98,7 +98,7 @@ class Recent:
         self.count += 1
 
     def values(self, last: Optional[int] = None) -> np.ndarray:
-        kept = min(self.count, len(self.ring))
+        kept = len(self)
         last = kept if last is None else min(last, kept)
         end = self.count % len(self.ring)
         indices = (np.arange(end - last, end)) % len(self.ring)
