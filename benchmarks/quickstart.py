@@ -10,7 +10,7 @@ Steps, each writing under --output-dir (default ``quickstart/``):
    where the CPU has bfloat16 instructions) for --train-minutes: the first epoch is
    timed, then as many epochs as fit, the last fifth at a 10x lower learning rate
    (skipped with --weights). From scratch on 2 CPU cores, 10 minutes give a model that
-   finds shapes but misses many (mask AP50 0.14 in a CI run): from scratch the mask loss only
+   finds few shapes (mask AP50 0.05 and 0.14 in two CI runs): from scratch the mask loss only
    falls after about 8 epochs (benchmarks/train_shapes.py: 0.91 after 16 + 4 epochs);
 2. export it for both targets (``--target onnx`` and ``--target trt``), verified against
    PyTorch on fresh images;
