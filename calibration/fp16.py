@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import List, Optional, Set
 
 from calibration.graph import fold_weight_reshapes, load_onnx, model_info, quantizable_nodes
-from runtime.files import atomic_path
+from runtime.files import check_output_path
+from runtime.integrity import save_onnx
 from runtime.model_info import ModelFileError
 
 
@@ -93,17 +94,15 @@ def to_float16(graph, names: Set[str]) -> int:
 
 def convert(onnx_path: str, output: Optional[str] = None) -> Fp16Report:
     """Write the float16 form of ``onnx_path`` (default NAME.fp16.onnx beside it)."""
-    import onnx
 
-    output = output or onnx_path[: -len(".onnx")] + ".fp16.onnx"
+    output = check_output_path(output or onnx_path[: -len(".onnx")] + ".fp16.onnx")
     graph = load_onnx(onnx_path)
     model_info(graph, onnx_path)  # our export, or a clear error
     fold_weight_reshapes(graph)
     names = set(network_nodes(graph))
     to_float16(graph, names)
     graph.metadata_props.add(key="mrcnn.precision", value="fp16")
-    with atomic_path(output) as tmp:
-        onnx.save(graph, tmp)
+    save_onnx(graph, output)
     return Fp16Report(onnx_path, output, len(names), len(graph.graph.node) - len(names), os.path.getsize(output))
 
 

@@ -30,13 +30,16 @@ NETWORK = WEIGHTED + ("Relu", "Add", "Resize", "MaxPool")
 
 
 def load_onnx(path: str, load_external_data: bool = True):
-    """onnx.load, with a ModelFileError naming the file when it is missing or not ONNX."""
+    """onnx.load, with a ModelFileError naming the file when it is missing or not ONNX,
+    and a DamagedFileError when its content hash does not match."""
     import onnx
 
+    from runtime.integrity import check_onnx_file
     from runtime.model_info import ModelFileError
 
     if not os.path.isfile(path):
         raise ModelFileError(f"{path}: ONNX file not found")
+    check_onnx_file(path)
     try:
         return onnx.load(path, load_external_data=load_external_data)
     except Exception as exc:  # protobuf decode errors have no common base class worth naming
@@ -175,11 +178,13 @@ def prepare_for_quantization(path: str, output: str) -> str:
     """The graph at ``path`` with shapes inferred and shared weights unshared, saved to ``output``."""
     import onnx
 
+    from runtime.integrity import save_onnx
+
     graph = load_onnx(path)
     fold_weight_reshapes(graph)
     unshare_weights(graph)
     graph = onnx.shape_inference.infer_shapes(graph)
-    onnx.save(graph, output)
+    save_onnx(graph, output)
     return output
 
 

@@ -46,7 +46,8 @@ from calibration.graph import (
     quantizable_nodes,
     weighted_input_names,
 )
-from runtime.files import atomic_path
+from runtime.files import atomic_path, check_output_path
+from runtime.integrity import save_onnx
 from runtime.model_info import ModelFileError, ModelInfo
 from runtime.progress import Progress
 
@@ -187,7 +188,8 @@ def quantize_form(prepared_path: str, output: str, form: str, cache_path: str, m
     if unknown:
         raise ValueError(f"--keep-float names nodes the graph does not have: {unknown[:5]}")
     symmetric = form == "tensorrt"
-    with atomic_path(output) as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = os.path.join(scratch, "quantized.onnx")
         quantize_static(
             prepared_path, tmp, calibration_data_reader=None, calibration_cache_path=cache_path,
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=False,
@@ -204,7 +206,7 @@ def quantize_form(prepared_path: str, output: str, form: str, cache_path: str, m
         for prop in graph.metadata_props:  # the runtime reads class names, molding, size from here
             quantized.metadata_props.add(key=prop.key, value=prop.value)
         quantized.metadata_props.add(key="mrcnn.precision", value=f"int8-{form}")
-        onnx.save(quantized, tmp)
+        save_onnx(quantized, output)
     return QuantizedModel(form, output, len(nodes), os.path.getsize(output))
 
 
@@ -222,6 +224,10 @@ def run(onnx_paths: Sequence[str], data_spec: str, num_images: int, method: str,
         check_same_weights(infos[calibrated_on], infos[path], path)
     single_output = output if len(onnx_paths) == 1 else None
     cache = output_paths(calibrated_on, single_output)["ranges"]
+    for path in onnx_paths:  # before the calibration, not after it
+        for kind, written in output_paths(path, single_output).items():
+            if kind != "ranges":  # read when present, written (atomically) beside the models
+                check_output_path(written)
     reports = []
     with tempfile.TemporaryDirectory(prefix="int8.") as folder:
         reference = prepare_for_quantization(calibrated_on, os.path.join(folder, "calibrated.onnx"))

@@ -48,11 +48,13 @@ def expose(path: str, tensors: List[str], output: str) -> str:
     import onnx
     from onnx import TensorProto, helper
 
+    from runtime.integrity import save_onnx
+
     graph = onnx.load(path)
     present = {o.name for o in graph.graph.output}
     graph.graph.output.extend(helper.make_tensor_value_info(t, TensorProto.FLOAT, None)
                               for t in tensors if t not in present)
-    onnx.save(graph, output)
+    save_onnx(graph, output)
     return output
 
 

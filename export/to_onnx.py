@@ -42,7 +42,8 @@ from export.lowering import (
 from model.anchors import generate_anchors
 from model.config import Config, ConfigError
 from model.h5_weights import WeightsError
-from runtime.files import atomic_path
+from runtime.files import OutputPathError, check_output_path
+from runtime.integrity import save_onnx
 from runtime.model_info import INPUT_NAMES, OUTPUT_NAMES, ModelInfo
 
 
@@ -124,9 +125,11 @@ def export_onnx(model, path: str, target: str = "onnx", batch_size: int = 1, cla
                 opset: int = 17, clamped_from: Optional[int] = None, roi_align_version: str = "2") -> ExportReport:
     """Export ``model`` (a MaskRCNN whose config export_config accepted) to ``path``.
 
-    roi_align_version: the ROIAlign_TRT plugin version of the trt target (see translation_table)."""
+    roi_align_version: the ROIAlign_TRT plugin version of the trt target (see translation_table).
+    Raises OutputPathError before exporting when ``path`` cannot be written."""
     import onnx
 
+    check_output_path(path)
     config = model.config
     side = config.IMAGE_MAX_DIM
     model = model.eval()
@@ -149,9 +152,7 @@ def export_onnx(model, path: str, target: str = "onnx", batch_size: int = 1, cla
     for key, value in info.to_metadata().items():
         graph.metadata_props.add(key=key, value=value)
     graph.producer_name, graph.producer_version = "mrcnn-edge", info.version
-    with atomic_path(path) as tmp:
-        onnx.save(graph, tmp)
-        onnx.checker.check_model(tmp, full_check=target == "onnx")
+    save_onnx(graph, path, check=lambda tmp: onnx.checker.check_model(tmp, full_check=target == "onnx"))
     return ExportReport(path=path, target=target, seconds=time.perf_counter() - start,
                         size_bytes=os.path.getsize(path), pre_nms_limit=config.PRE_NMS_LIMIT, clamped_from=clamped_from)
 
@@ -193,13 +194,14 @@ def main(argv=None) -> int:
     try:
         from model.detect import load_any
 
+        check_output_path(args.output, "--output")
         source, class_names = load_any(args.weights, args.config)  # fails fast on bad weights
         side = args.image_size or source.config.IMAGE_MAX_DIM
         print(f"exporting {source.config.BACKBONE} {side}x{side} batch {args.batch} for target {args.target} ...",
               flush=True)
         report, model = export_model(source, args.output, args.target, class_names, args.image_size,
                                      args.clamp_pre_nms, args.batch, args.opset, args.roialign_version)
-    except (WeightsError, ConfigError, ExportError) as exc:
+    except (WeightsError, ConfigError, ExportError, OutputPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     clamp_note = f" (clamped from {report.clamped_from})" if report.clamped_from else ""

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import logging
+import math
 import os
 from typing import Iterable, List, Optional, Tuple
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from model.dataset import Dataset
 from runtime.files import write_text_atomic
+from runtime.image import MAX_IMAGE_PIXELS
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ def read_coco_json(path: str) -> dict:
 
 
 def check_coco(data, path: str) -> None:
+    """DatasetError naming the file and the entry for anything the loader cannot use:
+    missing fields, ids that are not integers, sizes that are not positive integers (or
+    larger than runtime.image.MAX_IMAGE_PIXELS), references to unknown ids. Malformed
+    geometry (polygons, RLE, boxes) is left to load_mask, which skips it with a warning."""
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a JSON object with images, annotations, categories")
     for key in ("images", "annotations", "categories"):
@@ -53,13 +59,20 @@ def check_coco(data, path: str) -> None:
     image_ids = set()
     for image in data["images"]:
         _require(image, ("id", "file_name", "height", "width"), path, "image")
+        _check_types(image, {"id": _is_int, "file_name": _is_str, "height": _is_size, "width": _is_size}, path, "image")
+        if image["height"] * image["width"] > MAX_IMAGE_PIXELS:
+            raise DatasetError(f"{path}: image {image['id']} is {image['height']}x{image['width']} pixels, more than "
+                               f"{MAX_IMAGE_PIXELS}")
         image_ids.add(image["id"])
     category_ids = set()
     for category in data["categories"]:
         _require(category, ("id", "name"), path, "category")
+        _check_types(category, {"id": _is_int, "name": _is_str}, path, "category")
         category_ids.add(category["id"])
     for ann in data["annotations"]:
         _require(ann, ("id", "image_id", "category_id"), path, "annotation")
+        _check_types(ann, {"id": lambda v: _is_int(v) or _is_str(v), "image_id": _is_int, "category_id": _is_int,
+                           "iscrowd": lambda v: v in (0, 1)}, path, "annotation")
         if ann["image_id"] not in image_ids:
             raise DatasetError(f"{path}: annotation {ann['id']} refers to unknown image_id {ann['image_id']}")
         if ann["category_id"] not in category_ids:
@@ -71,8 +84,35 @@ def check_coco(data, path: str) -> None:
 
 def _require(entry, keys, path, kind) -> None:
     if not isinstance(entry, dict) or any(k not in entry for k in keys):
-        shown = entry.get("id", "?") if isinstance(entry, dict) else repr(entry)[:40]
+        shown = _shown(entry.get("id", "?")) if isinstance(entry, dict) else _shown(entry)
         raise DatasetError(f"{path}: {kind} {shown} lacks one of the fields {list(keys)}")
+
+
+def _check_types(entry: dict, checks, path: str, kind: str) -> None:
+    for key, ok in checks.items():
+        if key in entry and not ok(entry[key]):
+            raise DatasetError(f"{path}: {kind} {_shown(entry.get('id', '?'))}: invalid '{key}' "
+                               f"{_shown(entry[key])} ({_EXPECTED.get(ok, 'see the COCO format')})")
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value) -> bool:
+    return isinstance(value, str)
+
+
+def _is_size(value) -> bool:
+    return _is_int(value) and value > 0
+
+
+_EXPECTED = {_is_int: "an integer", _is_str: "a string", _is_size: "a positive integer"}
 
 
 def coco_api(data: dict):
@@ -87,25 +127,49 @@ def coco_api(data: dict):
 
 
 def annotation_to_mask(ann: dict, height: int, width: int) -> Optional[np.ndarray]:
-    """bool [h,w] mask of a polygon / RLE / bbox-only annotation; None when malformed."""
+    """bool [h,w] mask of a polygon / RLE / bbox-only annotation; None when malformed
+    (non-numeric or non-finite coordinates, odd-length polygons, an RLE of another size).
+    A box is clipped to the image: the part outside is not part of the mask."""
     from pycocotools import mask as mask_utils
 
     seg = ann.get("segmentation")
     if not seg:  # bbox only: the box is the mask
-        x, y, w, h = (float(v) for v in ann["bbox"])
-        m = np.zeros((height, width), bool)
-        m[int(round(y)):int(round(y + h)), int(round(x)):int(round(x + w))] = True
-        return m
-    if isinstance(seg, list):
-        polygons = [p for p in seg if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0]
-        if not polygons:
+        box = ann.get("bbox")
+        if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(_is_number(v) for v in box)):
             return None
-        rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
-    elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        rle = mask_utils.frPyObjects(seg, *seg["size"]) if isinstance(seg["counts"], list) else seg
-    else:
+        x, y, w, h = (float(v) for v in box)
+        m = np.zeros((height, width), bool)
+        y1, y2 = (min(max(int(round(v)), 0), height) for v in (y, y + h))  # clip: no negative indices
+        x1, x2 = (min(max(int(round(v)), 0), width) for v in (x, x + w))
+        m[y1:y2, x1:x2] = True
+        return m
+    try:
+        if isinstance(seg, list):
+            polygons = [p for p in seg if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
+                        and all(_is_number(v) for v in p)]
+            if not polygons:
+                return None
+            rle = mask_utils.merge(mask_utils.frPyObjects(polygons, height, width))
+        elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
+            if list(seg["size"]) != [height, width]:
+                return None
+            rle = mask_utils.frPyObjects(seg, height, width) if isinstance(seg["counts"], list) else seg
+        else:
+            return None
+        mask = mask_utils.decode(rle).astype(bool)
+    except (TypeError, ValueError, OverflowError):  # counts that are not an RLE
         return None
-    return mask_utils.decode(rle).astype(bool)
+    return mask if mask.shape == (height, width) else None
+
+
+def _is_number(value) -> bool:
+    """A finite JSON number (bool is not one, nor an int too large for a float)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 class CocoDataset(Dataset):

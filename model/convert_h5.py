@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import sys
 from typing import List, Optional
 
@@ -23,6 +22,8 @@ from model.coco_classes import COCO_CLASS_NAMES
 from model.config import Config, ConfigError
 from model.config_loading import load_config
 from model.h5_weights import WeightsError, convert_weights, read_h5, summarize
+from runtime.files import OutputPathError, check_output_path
+from runtime.integrity import sha256_file
 
 
 def config_for_weights(summary, config: Optional[Config]) -> Config:
@@ -54,28 +55,21 @@ def class_names_for(num_classes: int, names: Optional[str]) -> List[str]:
     return list(COCO_CLASS_NAMES) if num_classes == len(COCO_CLASS_NAMES) else default_class_names(num_classes)
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert(h5_path: str, out_path: str, config: Optional[Config] = None,
             class_names: Optional[str] = None) -> Config:
     """Import ``h5_path`` (strictly: every model layer must be in the file) and write
     the checkpoint to ``out_path``. Returns the config used."""
     from model.maskrcnn import MaskRCNN
 
+    check_output_path(out_path)
     weights = read_h5(h5_path)
     config = config_for_weights(summarize(weights), config)
     model = MaskRCNN(config)
-    state, report = convert_weights(model, weights, h5_path)
+    state, report = convert_weights(model, weights, h5_path, command="python -m model.convert_h5")
     model.load_state_dict(state, strict=False)
     names = class_names_for(config.NUM_CLASSES, class_names)
     save_checkpoint(out_path, model, names,
-                    source=f"{h5_path} (sha256 {sha256_of(h5_path)}); {len(report.loaded)} layers")
+                    source=f"{h5_path} (sha256 {sha256_file(h5_path)}); {len(report.loaded)} layers")
     return config
 
 
@@ -92,7 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         config = load_config(args.config) if args.config else None
         config = convert(args.h5, args.output, config, args.class_names)
-    except (WeightsError, ConfigError) as exc:
+    except (WeightsError, ConfigError, OutputPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {args.output}: {config.BACKBONE}, NUM_CLASSES={config.NUM_CLASSES}, "

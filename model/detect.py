@@ -5,6 +5,8 @@
 
 --weights takes a checkpoint (.pt, from model.convert_h5 or model.train) or a Keras
 .h5 file (converted on the fly; give --config for its non-default values).
+An image that cannot be read is reported and skipped; the others are still run and
+written, and the exit status is 1 at the end.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import List, Optional
 
 from model.config import ConfigError
 from model.h5_weights import WeightsError
-from runtime.files import write_text_atomic
+from runtime.files import OutputPathError, check_output_path, write_text_atomic
 from runtime.image import ImageError, load_image
 
 
@@ -51,28 +53,44 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--json", help="also write the detections (boxes, classes, scores) here")
     args = parser.parse_args(argv)
     try:
+        if args.json:
+            check_output_path(args.json, "--json")
         model, class_names = load_any(args.weights, args.config)
         if args.min_confidence is not None:
             model.config = dataclasses.replace(model.config,
                                                DETECTION_MIN_CONFIDENCE=args.min_confidence)
-        report = []
-        for path in args.images:
-            result = model.detect([load_image(path)])[0]
-            print(f"{path}: {len(result)} instances")
-            rows = []
-            for box, class_id, score in zip(result.rois, result.class_ids, result.scores):
-                name = class_names[class_id]
-                print(f"  {name:20} {score:.3f}  box (y1,x1,y2,x2) {box.tolist()}")
-                rows.append({"class_id": int(class_id), "class_name": name,
-                             "score": float(score), "box_yxyx": box.tolist()})
-            report.append({"image": path, "instances": rows})
-    except (WeightsError, ConfigError, ImageError) as exc:
+    except (WeightsError, ConfigError, OutputPathError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    report, failed = [], []
+    for path in args.images:
+        try:
+            image = load_image(path)
+        except ImageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed.append(path)
+            continue
+        report.append({"image": path, "instances": detect_one(model, image, class_names, path)})
     if args.json:
         write_text_atomic(args.json, json.dumps(report, indent=1))
-        print(f"wrote {args.json}")
+        print(f"wrote {args.json} ({len(report)} images)")
+    if failed:
+        print(f"{len(failed)} of {len(args.images)} images could not be read: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def detect_one(model, image, class_names: List[str], path: str) -> List[dict]:
+    """Detect in one RGB uint8 image, print the instances and return them as JSON rows."""
+    result = model.detect([image])[0]
+    print(f"{path}: {len(result)} instances")
+    rows = []
+    for box, class_id, score in zip(result.rois, result.class_ids, result.scores):
+        name = class_names[class_id]
+        print(f"  {name:20} {score:.3f}  box (y1,x1,y2,x2) {box.tolist()}")
+        rows.append({"class_id": int(class_id), "class_name": name, "score": float(score),
+                     "box_yxyx": box.tolist()})
+    return rows
 
 
 if __name__ == "__main__":

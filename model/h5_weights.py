@@ -66,23 +66,29 @@ def read_h5(path: str) -> H5Weights:
     except OSError as exc:
         raise WeightsError(f"{path}: not a readable HDF5 file, so not Keras .h5 weights ({exc})") from exc
     with handle:
-        root = handle
-        if "layer_names" not in root.attrs and "model_weights" in root:
-            root = root["model_weights"]  # a full-model save, not save_weights
-        if "layer_names" not in root.attrs:
-            raise WeightsError(f"{path}: HDF5 file without a 'layer_names' attribute, not Keras weights")
-        weights: H5Weights = OrderedDict()
         try:
-            for layer in _strings(root.attrs["layer_names"]):
-                group = root[layer]
-                names = _strings(group.attrs.get("weight_names", []))
-                prefixes = {n.rsplit("/", 1)[0].split("/")[-1] for n in names}
-                for name in names:  # nested models (rpn_model): key by sub-layer name
-                    owner = name.rsplit("/", 1)[0].split("/")[-1] if len(prefixes) > 1 else layer
-                    kind = name.rsplit("/", 1)[-1].split(":")[0]
-                    weights.setdefault(owner, []).append((kind, np.asarray(group[name], np.float32)))
-        except (KeyError, OSError, ValueError) as exc:
-            raise WeightsError(f"{path}: damaged or truncated weights file ({exc})") from exc
+            return _read_layers(handle, path)
+        except WeightsError:
+            raise
+        except Exception as exc:  # h5py reports damage as KeyError, OSError, ValueError, RuntimeError, TypeError
+            raise WeightsError(f"{path}: damaged or truncated weights file ({type(exc).__name__}: {exc})") from exc
+
+
+def _read_layers(handle, path: str) -> H5Weights:
+    root = handle
+    if "layer_names" not in root.attrs and "model_weights" in root:
+        root = root["model_weights"]  # a full-model save, not save_weights
+    if "layer_names" not in root.attrs:
+        raise WeightsError(f"{path}: HDF5 file without a 'layer_names' attribute, not Keras weights")
+    weights: H5Weights = OrderedDict()
+    for layer in _strings(root.attrs["layer_names"]):
+        group = root[layer]
+        names = _strings(group.attrs.get("weight_names", []))
+        prefixes = {n.rsplit("/", 1)[0].split("/")[-1] for n in names}
+        for name in names:  # nested models (rpn_model): key by sub-layer name
+            owner = name.rsplit("/", 1)[0].split("/")[-1] if len(prefixes) > 1 else layer
+            kind = name.rsplit("/", 1)[-1].split(":")[0]
+            weights.setdefault(owner, []).append((kind, np.asarray(group[name], np.float32)))
     return weights
 
 
@@ -117,18 +123,22 @@ def _convert(module: nn.Module, kind: str, array: np.ndarray) -> Tuple[str, np.n
         return names[kind], array
     if kind == "bias":
         return "bias", array
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        return "weight", array.transpose(3, 2, 0, 1)
-    return "weight", array.T  # nn.Linear
+    if kind != "kernel":
+        raise KeyError(kind)
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):  # [kh,kw,in,out] -> [out,in,kh,kw]
+        return "weight", array.transpose(3, 2, 0, 1) if array.ndim == 4 else array
+    return "weight", array.T if array.ndim == 2 else array  # nn.Linear: [in,out] -> [out,in]
 
 
 def convert_weights(
     model: nn.Module, weights: H5Weights, path: str, exclude: Iterable[str] = (), strict: bool = True,
+    command: Optional[str] = None,
 ) -> Tuple[Dict[str, torch.Tensor], LoadReport]:
     """Check every layer and build a (partial) state dict, without touching the model.
 
     Raises WeightsError naming the layer for unknown weight kinds, shape mismatches and,
-    when ``strict``, for model layers the file lacks.
+    when ``strict``, for model layers the file lacks. ``command``: the CLI that asked
+    (its hints then name what that command can do, not Python arguments).
     """
     layers = model.keras_layers()
     module_names = {module: name for name, module in model.named_modules()}
@@ -152,7 +162,7 @@ def convert_weights(
             target = getattr(module, name)
             if tuple(value.shape) != tuple(target.shape):
                 raise WeightsError(_mismatch_message(path, layer, kind, array.shape, value.shape,
-                                                     target.shape))
+                                                     target.shape, command))
             state[f"{module_names[module]}.{name}"] = torch.from_numpy(np.ascontiguousarray(value))
             found.add(name)
         if found != expected:
@@ -161,18 +171,21 @@ def convert_weights(
         report.loaded.append(layer)
     if strict and report.missing:
         shown = ", ".join(report.missing[:8]) + (" ..." if len(report.missing) > 8 else "")
-        raise WeightsError(
-            f"{path}: missing {len(report.missing)} layers of the model: {shown}. "
-            f"{_backbone_hint(weights, layers)}Pass exclude=[...] for layers to leave "
-            f"untouched, or strict=False to load only the layers present (e.g. ImageNet).")
+        hint = (f"{command} converts complete Mask R-CNN files only; a backbone-only file (the ImageNet "
+                f"ResNet50) is used with python -m model.train --init imagenet --imagenet-weights {path}"
+                if command else "Pass exclude=[...] for layers to leave untouched, or strict=False to load only "
+                                "the layers present (e.g. ImageNet).")
+        raise WeightsError(f"{path}: missing {len(report.missing)} layers of the model: {shown}. "
+                           f"{_backbone_hint(weights, layers)}{hint}")
     return state, report
 
 
-def _mismatch_message(path, layer, kind, file_shape, converted, expected) -> str:
+def _mismatch_message(path, layer, kind, file_shape, converted, expected, command: Optional[str] = None) -> str:
     hint = ""
     if layer in HEAD_LAYERS or layer.startswith("mrcnn_mask"):
-        hint = (" The file was trained with another NUM_CLASSES; set NUM_CLASSES to match, "
-                f"or pass exclude={list(HEAD_LAYERS)} to fine-tune new heads.")
+        hint = (" The file was trained with another NUM_CLASSES; set NUM_CLASSES to match"
+                + (f" (--config of {command})." if command else
+                   f", or pass exclude={list(HEAD_LAYERS)} to fine-tune new heads."))
     return (f"{path}: layer {layer}: {kind} has shape {tuple(file_shape)} in the file "
             f"({tuple(converted)} in PyTorch layout), the model expects {tuple(expected)}.{hint}")
 

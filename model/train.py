@@ -10,7 +10,10 @@
 --init: none (random), imagenet (the Keras ResNet50 ImageNet .h5 Matterport uses),
 coco (mask_rcnn_coco.h5; heads are re-initialised when NUM_CLASSES differs), last
 (resume the newest run in --log-dir exactly), or a path to a .h5 or .pt file.
-A checkpoint is written after every epoch; Ctrl-C loses at most the current epoch.
+A checkpoint is written after every epoch; Ctrl-C loses at most the current epoch and
+says which checkpoint holds the run and how to resume it. --seed fixes everything a run
+draws (the initial weights, the data order and augmentation, the sampled RoIs): the same
+command gives the same weights, bit for bit, on the same machine and library versions.
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ import argparse
 import dataclasses
 import logging
 import os
+import shlex
 import sys
+import time
+from typing import List
+
+import torch
 
 from model.checkpoint import load_checkpoint
 from model.coco import DatasetError
@@ -74,6 +82,29 @@ def initialise(model, init: str, args, log_dir: str):
     return None
 
 
+def interrupted_message(argv: List[str], log_dir: str, name: str, started: float) -> str:
+    """What Ctrl-C left behind: the newest checkpoint of this run and the command that resumes it."""
+    from model.training import find_last
+
+    try:
+        last = find_last(log_dir, name)
+    except FileNotFoundError:
+        last = None
+    if last is None or os.path.getmtime(last) < started:
+        return "interrupted before this run finished an epoch: it wrote no checkpoint"
+    kept, skip = [], False
+    for arg in argv:  # the same command with --init last
+        if skip or arg.startswith("--init="):
+            skip = False
+            continue
+        skip = arg == "--init"
+        if not skip:
+            kept.append(arg)
+    resume = " ".join(shlex.quote(a) for a in kept + ["--init", "last"])
+    return (f"interrupted: the last completed epoch is saved in {last} (the epoch in progress is lost)\n"
+            f"resume: python -m model.train {resume}")
+
+
 def main(argv=None) -> int:
     from model.datasets_cli import add_dataset_arguments, open_dataset
 
@@ -90,7 +121,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps-per-epoch", type=int, help="override STEPS_PER_EPOCH")
     parser.add_argument("--log-dir", default="logs", help="runs and checkpoints go under here")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seeds the initial weights and everything training draws")
     parser.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
     parser.add_argument("--clip-per-tensor", action="store_true",
                         help="clip each gradient tensor to GRADIENT_CLIP_NORM (default: Matterport's global norm); "
@@ -103,6 +134,7 @@ def main(argv=None) -> int:
                              "or a bf16-capable GPU to pay off); losses, proposals and targets stay float32")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    started, config = time.time(), None
     try:
         from model.config_loading import load_config
         from model.configs import CocoConfig, ShapesConfig
@@ -117,6 +149,7 @@ def main(argv=None) -> int:
             config = dataclasses.replace(config, TRAIN_BN=None, BATCH_RENORM=True)
         train_set = open_dataset(args, "train", config)
         val_set = open_dataset(args, "val", config)
+        torch.manual_seed(args.seed)  # the initial weights (--init none, and heads that are not loaded)
         model = MaskRCNN(config)
         run = initialise(model, args.init, args, args.log_dir)
         run = train_model(model, train_set, val_set, args.lr or config.LEARNING_RATE, args.epochs,
@@ -127,6 +160,10 @@ def main(argv=None) -> int:
     except (WeightsError, ConfigError, DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(interrupted_message(sys.argv[1:] if argv is None else list(argv), args.log_dir,
+                                  getattr(config, "NAME", None) or "mrcnn", started), file=sys.stderr)
+        return 130
     from model.training import checkpoint_path
 
     last = checkpoint_path(run.run_dir, config.NAME or "mrcnn", run.epoch)

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from runtime.image import bgr_to_rgb
+from runtime.integrity import check_onnx_file
 from runtime.masks import MASK_THRESHOLD
 from runtime.model_info import INPUT_NAMES, OUTPUT_NAMES, ModelFileError, ModelInfo
 from runtime.molding import MoldedBatch, mold_images
@@ -154,6 +155,7 @@ class OnnxDetector(Detector):
         except ImportError as exc:
             raise ModelFileError("onnxruntime is not installed: pip install onnxruntime (or onnxruntime-gpu)") from exc
         check_model_path(path)
+        check_onnx_file(path)
         chosen = choose_providers(providers, ort.get_available_providers())
         model, options = path, session_options
         references = chosen[0] != ORT_PROVIDERS["tensorrt"] and _has_plugin_nodes(path)
@@ -168,7 +170,11 @@ class OnnxDetector(Detector):
             self.session = ort.InferenceSession(model, options, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it ({str(exc).splitlines()[0]})") from exc
-        self.info = ModelInfo.from_metadata(self.session.get_modelmeta().custom_metadata_map, path)
+        try:
+            metadata = self.session.get_modelmeta().custom_metadata_map
+        except UnicodeDecodeError as exc:  # a damaged file without a content hash to say so
+            raise ModelFileError(f"{path}: unreadable model metadata ({exc})") from exc
+        self.info = ModelInfo.from_metadata(metadata, path)
         check_io_names(path, [i.name for i in self.session.get_inputs()], [o.name for o in self.session.get_outputs()])
         self.backend = f"onnxruntime {ort.__version__} {self.session.get_providers()[0]}" + (
             " (TensorRT plugins through slow numpy references)" if references else "")

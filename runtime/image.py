@@ -22,6 +22,7 @@ H*W > MAX_IMAGE_PIXELS an error (full-size masks of such an image do not fit in 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Union
 
 import numpy as np
@@ -53,6 +54,17 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
             f"got shape {list(image.shape)}"
         )
     height, width = image.shape[:2]
+    _check_size(height, width, name)
+    image = _to_uint8(image, name)
+    if channels == 1:
+        image = image.reshape(height, width, 1)
+        image = np.repeat(image, 3, axis=2)
+    elif channels == 4:
+        image = image[:, :, :3]
+    return np.ascontiguousarray(image)
+
+
+def _check_size(height: int, width: int, name: str) -> None:
     if min(height, width) < MIN_IMAGE_SIDE:
         raise ImageError(
             f"{name}: image is {height}x{width} pixels; each side must be at least "
@@ -63,13 +75,6 @@ def to_rgb_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
             f"{name}: image is {height}x{width} pixels, more than {MAX_IMAGE_PIXELS} "
             f"pixels; downscale it first (full-size masks would not fit in memory)"
         )
-    image = _to_uint8(image, name)
-    if channels == 1:
-        image = image.reshape(height, width, 1)
-        image = np.repeat(image, 3, axis=2)
-    elif channels == 4:
-        image = image[:, :, :3]
-    return np.ascontiguousarray(image)
 
 
 def bgr_to_rgb(image: np.ndarray) -> np.ndarray:
@@ -103,22 +108,57 @@ def _to_uint8(image: np.ndarray, name: str) -> np.ndarray:
 def load_image(path: PathLike) -> np.ndarray:
     """Read an image file into an RGB uint8 [H,W,3] array.
 
-    Palette, grayscale, 16-bit and RGBA files are converted as in :func:`to_rgb_uint8`.
-    EXIF orientation is not applied (annotations refer to the stored pixels).
-    Raises :class:`ImageError` naming the file when it is missing or unreadable.
+    Palette, grayscale, 16-bit and RGBA files are converted as in :func:`to_rgb_uint8`
+    (16-bit colour files through OpenCV, which keeps all 16 bits; Pillow keeps only the
+    high byte). EXIF orientation is not applied (annotations refer to the stored pixels).
+    Raises :class:`ImageError` naming the file when it is missing, a directory,
+    unreadable or too large; the size is checked before the pixels are decoded.
     """
     from PIL import Image, UnidentifiedImageError  # Pillow is only needed to read files
 
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ImageError(f"{path}: is a directory, not an image file")
     if not os.path.isfile(path):
         raise ImageError(f"{path}: image file not found")
     try:
-        with Image.open(path) as pil:
-            pil.load()
-            array = _pil_to_array(pil)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size check below says more
+            with Image.open(path) as pil:
+                _check_size(pil.size[1], pil.size[0], path)
+                if _is_16bit_colour(pil):
+                    array = _read_16bit_colour(path)
+                else:
+                    pil.load()
+                    array = _pil_to_array(pil)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: image is larger than {MAX_IMAGE_PIXELS} pixels ({exc}); downscale it first") \
+            from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        if isinstance(exc, ImageError):
+            raise
         raise ImageError(f"{path}: cannot read image ({exc})") from exc
     return to_rgb_uint8(array, name=path)
+
+
+def _is_16bit_colour(pil) -> bool:
+    """RGB or RGBA stored with 16 bits per channel (Pillow decodes these to 8 bits)."""
+    rawmode = pil.tile[0].args if pil.tile else None
+    rawmode = rawmode[0] if isinstance(rawmode, tuple) and rawmode else rawmode
+    return pil.mode in ("RGB", "RGBA") and isinstance(rawmode, str) and ";16" in rawmode
+
+
+def _read_16bit_colour(path: str) -> np.ndarray:
+    """uint16 [H,W,3|4] RGB(A) of a 16-bit colour PNG or TIFF, read with OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        raise ImageError(f"{path}: 16-bit colour image; reading all 16 bits needs OpenCV (pip install "
+                         f"opencv-python-headless), or convert it to 8 bits first") from None
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if array is None or array.ndim != 3 or array.shape[2] not in (3, 4):
+        raise ImageError(f"{path}: cannot read this 16-bit colour image")
+    return bgr_to_rgb(array)  # BGR(A) -> RGB; alpha, if any, is dropped by to_rgb_uint8
 
 
 def _pil_to_array(pil) -> np.ndarray:

@@ -29,7 +29,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from runtime.files import atomic_path, write_text_atomic
+from runtime.files import atomic_path, check_output_path, write_text_atomic
+from runtime.integrity import check_onnx_file, sha256_file
 from runtime.model_info import ModelFileError, ModelInfo
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -94,6 +95,7 @@ class EngineMetadata:
     strongly_typed: bool
     onnx_sha256: str
     model: Dict[str, str]
+    engine_sha256: str = ""  # of the engine file, checked before it is deserialized (empty: older metadata)
     build_seconds: float = 0.0
     built_at: str = field(default_factory=lambda: datetime.datetime.now().isoformat(timespec="seconds"))
 
@@ -218,12 +220,17 @@ def parser_errors(parser, node_names: List[str]) -> str:
 
 def build_engine(options: BuildOptions) -> EngineMetadata:
     """Parse, configure, build and write the engine and its metadata (atomically)."""
-    summary = read_onnx_summary(options.onnx) if os.path.isfile(options.onnx) else None
-    shapes = profile_shapes(options, summary.inputs) if summary else None
-    trt = import_tensorrt(options, shapes)
-    if summary is None:
+    # everything that can be checked without TensorRT is checked first
+    if os.path.isdir(options.onnx):
+        raise ModelFileError(f"{options.onnx} is a directory, not an ONNX file")
+    if not os.path.isfile(options.onnx):
         raise ModelFileError(f"{options.onnx}: ONNX file not found")
+    check_output_path(options.output, "engine")
+    summary = read_onnx_summary(options.onnx)
     ModelInfo.from_metadata(summary.metadata, options.onnx)  # fail now if it is not our export
+    check_onnx_file(options.onnx)
+    shapes = profile_shapes(options, summary.inputs)
+    trt = import_tensorrt(options, shapes)
     logger = trt.Logger(trt.Logger.VERBOSE if options.verbose else trt.Logger.WARNING)
     trt.init_libnvinfer_plugins(logger, "")  # ROIAlign_TRT, EfficientNMS_TRT
     builder = trt.Builder(logger)
@@ -266,11 +273,13 @@ def build_engine(options: BuildOptions) -> EngineMetadata:
     seconds = time.perf_counter() - start
     with atomic_path(options.output) as tmp, open(tmp, "wb") as f:
         f.write(serialized)
+    engine_sha256 = sha256_file(options.output)
     if cache is not None:
         with atomic_path(options.timing_cache) as tmp, open(tmp, "wb") as f:
             f.write(config.get_timing_cache().serialize())
     metadata = EngineMetadata(tensorrt_version=trt.__version__, precision=options.precision,
                               strongly_typed=strongly_typed, onnx_sha256=summary.sha256, model=summary.metadata,
+                              engine_sha256=engine_sha256,
                               build_seconds=seconds, **gpu_description())
     write_text_atomic(metadata_path(options.output), json.dumps(asdict(metadata), indent=1))
     return metadata

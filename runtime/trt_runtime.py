@@ -26,8 +26,9 @@ import numpy as np
 
 from runtime.cuda_api import Cuda, CudaError, gpu_description, host_array
 from runtime.detector import Detector, check_io_names, check_model_path
+from runtime.integrity import check_file_hash
 from runtime.model_info import INPUT_NAMES, ModelFileError
-from runtime.trt_build import TensorRTUnavailableError, check_engine_compatible, read_metadata
+from runtime.trt_build import TensorRTUnavailableError, check_engine_compatible, metadata_path, read_metadata
 
 # TensorRT DataType names -> numpy (by name: members differ between versions)
 DTYPES = {"FLOAT": np.float32, "HALF": np.float16, "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_,
@@ -84,6 +85,7 @@ class TrtDetector(Detector):
         self._logger = trt.Logger(trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(self._logger, "")  # ROIAlign_TRT, EfficientNMS_TRT
         self._runtime = trt.Runtime(self._logger)
+        check_file_hash(path, self.metadata.engine_sha256, metadata_path(path))
         with open(path, "rb") as f:
             self.engine = self._runtime.deserialize_cuda_engine(f.read())
         if self.engine is None:

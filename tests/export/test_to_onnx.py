@@ -93,6 +93,32 @@ def test_cli_errors_before_long_work(tmp_path, tiny_model, capsys):
     assert to_onnx.main(["--weights", checkpoint, "--batch", "0", "--no-verify"]) == 2
 
 
+def test_cli_checks_the_output_before_exporting(tmp_path, tiny_model, capsys, monkeypatch):
+    """Issue 11, case 6: a read-only folder, a read-only file or a directory as --output gave
+    a traceback after the export had run."""
+    checkpoint = str(tmp_path / "tiny.pt")
+    save_checkpoint(checkpoint, tiny_model)
+    monkeypatch.setattr(to_onnx, "export_model", lambda *a, **k: pytest.fail("exported before checking --output"))
+    assert to_onnx.main(["--weights", checkpoint, "--output", str(tmp_path)]) == 2
+    assert "the --output path is a directory" in capsys.readouterr().err
+    (tmp_path / "locked.onnx").write_bytes(b"old")
+    (tmp_path / "locked.onnx").chmod(0o444)
+    assert to_onnx.main(["--weights", checkpoint, "--output", str(tmp_path / "locked.onnx")]) == 2
+    assert "locked.onnx: the --output file exists and is read-only" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("")
+    assert to_onnx.main(["--weights", checkpoint, "--output", str(tmp_path / "a_file" / "m.onnx")]) == 2
+    assert "cannot create the --output folder" in capsys.readouterr().err
+    import tempfile
+
+    def read_only_folder(*args, **kwargs):  # what mkstemp does in a read-only folder (root ignores chmod)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only_folder)
+    assert to_onnx.main(["--weights", checkpoint, "--output", str(tmp_path / "ro" / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "m.onnx: cannot write the --output in" in err and "Permission denied" in err
+
+
 def test_cli_exports_and_verifies(tmp_path, tiny_model, capsys):
     checkpoint = str(tmp_path / "tiny.pt")
     save_checkpoint(checkpoint, tiny_model)
@@ -116,13 +142,13 @@ def test_cli_exports_a_matterport_h5(tmp_path, tiny_model, keras_h5_writer, caps
         "ROIALIGN_TRT_VERSION"] == "1"
 
 
-def test_to_trt_without_tensorrt_prints_trtexec(tmp_path, capsys):
+def test_to_trt_without_tensorrt_prints_trtexec(tmp_path, tiny_exports, capsys):
     try:
         import tensorrt  # noqa: F401
         pytest.skip("tensorrt is installed here; the no-TensorRT path cannot be exercised")
     except (ImportError, OSError):
         pass
-    code = to_trt.main(["--onnx", str(tmp_path / "m.onnx"), "--precision", "fp16",
+    code = to_trt.main(["--onnx", tiny_exports["trt"], "--precision", "fp16",
                         "--output", str(tmp_path / "m.engine")])
     err = capsys.readouterr().err
     assert code == 2 and "TensorRT is not available" in err

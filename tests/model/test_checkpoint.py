@@ -1,6 +1,8 @@
 """Checkpoints (.pt) and the convert_h5 / detect command lines."""
 
 import json
+import os
+import stat
 import zipfile
 
 import numpy as np
@@ -9,8 +11,9 @@ import torch
 from PIL import Image
 
 from model import convert_h5, detect
-from model.checkpoint import load_checkpoint, load_model, save_checkpoint
+from model.checkpoint import HASH_KEY, load_checkpoint, load_model, save_checkpoint
 from model.h5_weights import WeightsError
+from runtime.files import write_text_atomic
 
 
 def test_save_load_round_trip(tiny_model, tmp_path):
@@ -75,3 +78,71 @@ def test_convert_cli_errors(tiny_model, keras_h5_writer, tmp_path, capsys):
     assert "NUM_CLASSES: config 9, file 3" in capsys.readouterr().err
     assert convert_h5.main([str(tmp_path / "c.json"), str(tmp_path / "x.pt")]) == 2
     assert "not a readable HDF5 file" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- issue 11: integrity
+def test_a_damaged_checkpoint_is_refused(tiny_model, tmp_path):
+    """4 KB zeroed in the middle of a .pt used to load and give other detections."""
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, tiny_model, ["BG", "a", "b"])
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = bytes(4096)
+    (tmp_path / "damaged.pt").write_bytes(data)
+    torch.load(tmp_path / "damaged.pt", weights_only=True)  # torch alone loads it without complaint
+    with pytest.raises(WeightsError, match="damaged.pt is damaged: its weights do not match the SHA-256"):
+        load_checkpoint(tmp_path / "damaged.pt")
+
+
+def test_a_checkpoint_without_a_hash_loads_with_a_warning(tiny_model, tmp_path, caplog):
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(path, tiny_model, ["BG", "a", "b"])
+    payload = torch.load(path, weights_only=True)
+    del payload[HASH_KEY]
+    torch.save(payload, tmp_path / "old.pt")
+    load_checkpoint(tmp_path / "old.pt")
+    assert "carries no content hash" in caplog.text
+
+
+def test_written_files_follow_the_umask(tiny_model, tmp_path):
+    """Issue 11, case 14: files were written 0600 (the temporary file's mode)."""
+    old = os.umask(0o022)
+    try:
+        save_checkpoint(tmp_path / "tiny.pt", tiny_model, ["BG", "a", "b"])
+        write_text_atomic(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(old)
+    for name in ("tiny.pt", "a.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+
+
+def test_detect_goes_on_past_a_bad_image(tiny_model, tmp_path, capsys):
+    """Issue 11, case 9: a bad image in the middle stopped the run and no JSON was written."""
+    save_checkpoint(tmp_path / "tiny.pt", tiny_model, ["BG", "a", "b"])
+    pixels = np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)
+    for name in ("a.png", "c.png"):
+        Image.fromarray(pixels).save(tmp_path / name)
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG not really")
+    images = [str(tmp_path / n) for n in ("a.png", "corrupt.png", "c.png")]
+    report = tmp_path / "out.json"
+    assert detect.main(["--weights", str(tmp_path / "tiny.pt"), *images, "--json", str(report)]) == 1
+    captured = capsys.readouterr()
+    assert "corrupt.png: cannot read image" in captured.err and "1 of 3 images could not be read" in captured.err
+    assert [row["image"] for row in json.loads(report.read_text())] == [images[0], images[2]]
+    assert detect.main(["--weights", str(tmp_path / "tiny.pt"), images[0], "--json", str(tmp_path)]) == 2
+    assert "the --json path is a directory" in capsys.readouterr().err
+
+
+def test_convert_hint_names_what_the_command_can_do(tiny_model, keras_h5_writer, tmp_path, capsys):
+    """Issue 11, case 15: the hint for a file of another model named Python arguments."""
+    import h5py
+
+    h5 = keras_h5_writer(tiny_model, tmp_path / "tiny.h5")
+    with h5py.File(h5, "a") as f:  # a file without the heads: a backbone-only file
+        names = [n.decode() if isinstance(n, bytes) else n for n in f.attrs["layer_names"]]
+        kept = [n for n in names if not n.startswith("mrcnn_")]
+        f.attrs["layer_names"] = [n.encode() for n in kept]
+    assert convert_h5.main([str(h5), str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "missing" in err and "exclude=" not in err and "strict=" not in err
+    assert "python -m model.train --init imagenet --imagenet-weights" in err

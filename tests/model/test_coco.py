@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.coco import CocoDataset, DatasetError, read_coco_json, rle_encode, write_coco_json
+from model.coco import CocoDataset, DatasetError, annotation_to_mask, read_coco_json, rle_encode, write_coco_json
 from model.dataset import shapes_dataset
 from model.evaluate import evaluate
 from runtime.results import Detections
@@ -125,3 +125,48 @@ def test_crowds_rle_polygons_subsets_and_missing_files(tmp_path, caplog):
     subset.load_coco(str(tmp_path / "x.json"), str(tmp_path), class_ids=[9])
     subset.prepare()
     assert subset.class_names == ["BG", "other"] and subset.load_mask(0)[1].tolist() == [1]
+
+
+# ---------------------------------------------------------------- issue 11
+@pytest.mark.parametrize("bbox, expected", [
+    ([-40, 30, 30, 40], (slice(0, 0), slice(0, 0))),    # wholly left of the image: nothing (was 1,200 px on the right)
+    ([-10, -10, 30, 30], (slice(0, 20), slice(0, 20))),  # partly outside: the inside part (was empty)
+    ([90, 90, 30, 30], (slice(90, 100), slice(90, 100))),
+    ([10, 20, 5, 8], (slice(20, 28), slice(10, 15))),
+])
+def test_bbox_only_annotations_are_clipped_to_the_image(bbox, expected):
+    mask = annotation_to_mask({"bbox": bbox}, 100, 100)
+    want = np.zeros((100, 100), bool)
+    want[expected] = True
+    np.testing.assert_array_equal(mask, want)
+
+
+@pytest.mark.parametrize("ann", [
+    {"segmentation": [[1, 2, "a", 4, 5, 6]]},
+    {"segmentation": [[1, 2, None, 4, 5, 6]]},
+    {"segmentation": [[1, 2, float("nan"), 4, 5, 6]]},
+    {"segmentation": [[1, 2, True, 4, 5, 6]]},
+    {"segmentation": {"size": [20, 30], "counts": "garbage"}},
+    {"segmentation": {"size": [10, 10], "counts": [0, 100]}},  # an RLE of another image size
+    {"bbox": [1, "x", 3, 4]},
+    {"bbox": [1, 2, 3]},
+])
+def test_malformed_geometry_is_none(ann):
+    assert annotation_to_mask(ann, 20, 30) is None
+
+
+def test_non_numeric_polygon_is_skipped_with_a_warning(tmp_path, caplog):
+    """Issue 11, case 10: it stopped training with "could not convert string to float"."""
+    data = base_json()
+    data["annotations"] = [
+        {"id": 1, "image_id": 1, "category_id": 5, "segmentation": [[5, 5, 15, 5, 15, 10, 5, 10]], "iscrowd": 0},
+        {"id": 7, "image_id": 1, "category_id": 5, "segmentation": [[5, 5, "a", 5, 15, 10]], "iscrowd": 0},
+    ]
+    (tmp_path / "x.json").write_text(json.dumps(data))
+    Image.new("RGB", (30, 20)).save(tmp_path / "a.png")
+    coco = CocoDataset()
+    coco.load_coco(str(tmp_path / "x.json"), str(tmp_path))
+    coco.prepare()
+    with caplog.at_level(logging.WARNING):
+        masks, class_ids = coco.load_mask(0)
+    assert masks.shape[2] == 1 and "a.png: annotation 7 has a malformed segmentation; skipped" in caplog.text

@@ -174,3 +174,61 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     assert "trained to epoch 2" in capsys.readouterr().out
     saved = load_checkpoint(find_last(str(tmp_path), config.NAME))
     assert saved.config.BATCH_RENORM and saved.config.TRAIN_BN is None and saved.training["epoch"] == 2
+
+
+def tiny_cli_args(tmp_path, log_dir):
+    config = ShapesConfig(IMAGES_PER_GPU=1, VALIDATION_STEPS=1, TOP_DOWN_PYRAMID_SIZE=64, FPN_CLASSIF_FC_LAYERS_SIZE=64,
+                          POST_NMS_ROIS_TRAINING=100, PRE_NMS_LIMIT=500, BACKBONE="resnet50")
+    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
+    return config, ["--dataset", "shapes", "--shapes-count", "2", "--steps-per-epoch", "1", "--log-dir", str(log_dir),
+                    "--workers", "0", "--layers", "heads", "--config", str(tmp_path / "config.json"), "--epochs", "1"]
+
+
+def test_cli_seed_fixes_the_initial_weights(tmp_path):
+    """Issue 11, case 3: `--seed 0 --init none` twice gave different weights."""
+    runs = []
+    for name in ("a", "b"):
+        config, args = tiny_cli_args(tmp_path, tmp_path / name)
+        torch.manual_seed(len(runs))  # whatever the process drew before must not matter
+        assert train_cli.main(args + ["--seed", "0", "--init", "none"]) == 0
+        runs.append(load_checkpoint(find_last(str(tmp_path / name), config.NAME)).state_dict)
+    for key in runs[0]:
+        torch.testing.assert_close(runs[0][key], runs[1][key], rtol=0, atol=0, msg=key)
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    """Issue 11, case 7: Ctrl-C ended in a KeyboardInterrupt traceback with no word on resuming."""
+    import model.training
+
+    config, args = tiny_cli_args(tmp_path, tmp_path / "logs")
+    real_train = model.training.train_model
+
+    def interrupted(*a, **k):
+        if k.get("run") is None and not (tmp_path / "logs").exists():
+            real_train(*a, **k)  # one epoch saved ...
+        raise KeyboardInterrupt  # ... then Ctrl-C in the next
+
+    monkeypatch.setattr(model.training, "train_model", interrupted)
+    assert train_cli.main(args + ["--init", "none"]) == 130
+    err = capsys.readouterr().err
+    last = find_last(str(tmp_path / "logs"), config.NAME)
+    assert f"interrupted: the last completed epoch is saved in {last}" in err and "Traceback" not in err
+    resume_line = err.strip().splitlines()[-1]
+    assert resume_line.startswith("resume: python -m model.train ") and resume_line.endswith("--init last")
+    assert "--init none" not in resume_line
+    monkeypatch.setattr(model.training, "train_model", real_train)
+    assert train_cli.main(resume_line.split()[4:-2] + ["--epochs", "2", "--init", "last"]) == 0
+    assert "trained to epoch 2" in capsys.readouterr().out
+
+
+def test_ctrl_c_before_the_first_epoch(tmp_path, capsys, monkeypatch):
+    import model.training
+
+    _, args = tiny_cli_args(tmp_path, tmp_path / "logs")
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model.training, "train_model", interrupted)
+    assert train_cli.main(args) == 130
+    assert "wrote no checkpoint" in capsys.readouterr().err

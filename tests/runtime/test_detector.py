@@ -5,12 +5,14 @@ import json
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 import pytest
 
 from export.verify import verification_images
 from runtime import ImageError, ModelFileError, open_model
 from runtime.compare import match_detections
 from runtime.detector import ORT_PROVIDERS, choose_providers
+from runtime.integrity import DamagedFileError, check_onnx_file, save_onnx
 from runtime.masks import InstanceMasks
 from runtime.trt_build import TensorRTUnavailableError
 
@@ -100,9 +102,22 @@ def test_files_that_are_not_models(tmp_path, tiny_exports):
     graph.graph.input[1].name = "window"
     for node in graph.graph.node:
         node.input[:] = ["window" if name == "windows" else name for name in node.input]
-    onnx.save(graph, str(tmp_path / "renamed.onnx"))
+    save_onnx(graph, str(tmp_path / "renamed.onnx"))  # re-stamped: an edit, not damage
     with pytest.raises(ModelFileError, match=r"renamed.onnx: inputs are \['images', 'window'\]"):
         open_model(tmp_path / "renamed.onnx")
+
+
+def test_a_damaged_export_is_refused(tmp_path, tiny_exports):
+    """Issue 11: exported files carry a content hash; 4 KB zeroed inside the weights used
+    to load and quietly give other detections."""
+    data = bytearray(open(tiny_exports["onnx"], "rb").read())
+    middle = len(data) // 2
+    data[middle:middle + 4096] = bytes(4096)
+    (tmp_path / "damaged.onnx").write_bytes(data)
+    ort.InferenceSession(str(tmp_path / "damaged.onnx"))  # ONNX Runtime alone loads it without complaint
+    with pytest.raises(DamagedFileError, match="damaged.onnx is damaged: its content does not match"):
+        open_model(tmp_path / "damaged.onnx")
+    assert check_onnx_file(tiny_exports["onnx"]) is True
 
 
 def test_engine_without_tensorrt_or_metadata(tmp_path, tiny_exports):

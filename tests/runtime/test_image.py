@@ -1,5 +1,8 @@
 """Odd input images are converted or rejected with a message naming the image."""
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -73,3 +76,56 @@ def test_load_image_errors_name_the_file(tmp_path):
     corrupt.write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(ImageError, match="corrupt.jpg: cannot read image"):
         load_image(corrupt)
+
+
+# ---------------------------------------------------------------- issue 11
+def png_header_only(path, width, height, bit_depth=8, colour_type=2):
+    """A PNG whose header claims width x height (one empty IDAT): opening it reads only the header."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) +
+                     chunk(b"IEND", b""))
+    return path
+
+
+@pytest.mark.parametrize("side", [9000, 20000])  # under and over Pillow's own decompression-bomb limit
+def test_huge_png_is_the_projects_error(tmp_path, side):
+    """Issue 11, case 5: Pillow's DecompressionBombError escaped for 20000x20000."""
+    path = png_header_only(tmp_path / "huge.png", side, side)
+    with pytest.raises(ImageError, match=rf"huge.png: image is (larger than|{side}x{side} pixels, more than) "
+                                         rf"{MAX_IMAGE_PIXELS}"):
+        load_image(path)
+
+
+def test_16bit_rgb_png_keeps_all_16_bits(tmp_path):
+    """Issue 11, case 4: 16-bit RGB PNGs were read as v >> 8 (Pillow), not round(v * 255 / 65535)."""
+    import cv2
+
+    values = np.array([0, 128, 129, 385, 1000, 30000, 32767, 65407, 65408, 65535], np.uint16)
+    image = np.stack([values, values[::-1], values], axis=1).reshape(1, 10, 3).repeat(8, axis=0)
+    image = np.concatenate([image, image], axis=1)  # 8 x 20
+    expected = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    assert (expected != image >> 8).any()  # the test can tell the two apart
+    for name in ("rgb16.png", "rgb16.tif"):
+        assert cv2.imwrite(str(tmp_path / name), image[:, :, ::-1])
+        np.testing.assert_array_equal(load_image(tmp_path / name), expected)
+    rgba = np.dstack([image, np.full(image.shape[:2], 65535, np.uint16)])
+    assert cv2.imwrite(str(tmp_path / "rgba16.png"), rgba[:, :, [2, 1, 0, 3]])
+    np.testing.assert_array_equal(load_image(tmp_path / "rgba16.png"), expected)
+
+
+def test_a_directory_is_not_an_image(tmp_path):
+    """Issue 11, case 8: a directory was reported as "image file not found"."""
+    (tmp_path / "frames.png").mkdir()
+    with pytest.raises(ImageError, match="frames.png: is a directory, not an image file"):
+        load_image(tmp_path / "frames.png")
+
+
+def test_the_runtime_exports_what_the_readme_names():
+    """Issue 11, case 12: the README writes runtime.OnnxDetector."""
+    import runtime
+
+    for name in ("OnnxDetector", "open_model", "load_image", "Detections", "ImageError", "ModelFileError"):
+        assert hasattr(runtime, name), name

@@ -51,9 +51,24 @@ def test_trtexec_command():
 
 
 @pytest.mark.skipif(tensorrt_importable(), reason="tensorrt is installed: the unavailable path cannot happen")
-def test_no_tensorrt_gives_the_trtexec_line():
-    with pytest.raises(TensorRTUnavailableError, match=r"trtexec --onnx=m.onnx --saveEngine=m.engine .*--fp16"):
-        build_engine(BuildOptions("m.onnx", "m.engine", "fp16"))
+def test_no_tensorrt_gives_the_trtexec_line(tiny_exports, tmp_path):
+    engine = str(tmp_path / "m.engine")
+    with pytest.raises(TensorRTUnavailableError, match=rf"trtexec --onnx={tiny_exports['trt']} "
+                                                       rf"--saveEngine={engine} .*--fp16"):
+        build_engine(BuildOptions(tiny_exports["trt"], engine, "fp16"))
+
+
+def test_the_onnx_and_the_output_are_checked_before_tensorrt(tiny_exports, tmp_path, capsys):
+    """Issue 11, case 11: a missing ONNX used to get "TensorRT is not available" and a
+    trtexec line for a file that does not exist."""
+    with pytest.raises(ModelFileError, match="missing.onnx: ONNX file not found"):
+        build_engine(BuildOptions(str(tmp_path / "missing.onnx"), str(tmp_path / "m.engine")))
+    assert to_trt.main(["--onnx", str(tmp_path / "missing.onnx")]) == 2
+    assert "trtexec" not in capsys.readouterr().err
+    with pytest.raises(ModelFileError, match="is a directory"):
+        build_engine(BuildOptions(str(tmp_path), str(tmp_path / "m.engine")))
+    with pytest.raises(ValueError, match="the engine path is a directory"):
+        build_engine(BuildOptions(tiny_exports["trt"], str(tmp_path)))
 
 
 def test_batch_profile():

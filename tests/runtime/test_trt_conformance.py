@@ -10,12 +10,12 @@ the same graph in ONNX Runtime, so its detections are compared with MaskRCNN.det
 This proves API use only: not TensorRT's numerics, its plugins, or its speed.
 """
 
+import hashlib
 import json
 import os
 from dataclasses import asdict
 
 import numpy as np
-import onnx
 import pytest
 import trt_api
 from cuda_standin import FakeCudart
@@ -25,6 +25,7 @@ from export.verify import verification_images
 from runtime.compare import match_detections
 from runtime.cuda_api import Cuda
 from runtime.detector import OnnxDetector
+from runtime.integrity import DamagedFileError, save_onnx
 from runtime.model_info import ModelFileError
 from runtime.trt_build import BuildError, BuildOptions, EngineMetadata, build_engine, metadata_path, read_onnx_summary
 from runtime.trt_runtime import TrtDetector
@@ -73,7 +74,7 @@ def small_onnx(path, source_metadata, qdq=False, fp16=False):
     model = helper.make_model(graph)
     for key, value in source_metadata.items():
         model.metadata_props.add(key=key, value=value)
-    onnx.save(model, path)
+    save_onnx(model, str(path))
     return str(path)
 
 
@@ -130,6 +131,7 @@ def test_builder_conforms(api, monkeypatch, tmp_path, export_metadata, precision
     assert flag_names(standin, api) == ([] if strongly_typed else expected) + ["GPU_FALLBACK"]
     assert metadata.strongly_typed == strongly_typed and metadata.tensorrt_version == api["version"]
     assert (tmp_path / "m.engine").read_bytes() == b"serialized engine"
+    assert metadata.engine_sha256 == hashlib.sha256(b"serialized engine").hexdigest()
     assert (tmp_path / "t.cache").read_bytes() == b"timing cache"
     assert standin.called("init_libnvinfer_plugins") and standin.called("IBuilderConfig.set_memory_pool_limit")
     assert standin.called("set IBuilderConfig.DLA_core") == [(0,)]
@@ -158,7 +160,7 @@ def test_builder_optimization_profile(api, monkeypatch, tmp_path, export_metadat
     model = helper.make_model(graph)
     for key, value in export_metadata.items():
         model.metadata_props.add(key=key, value=value)
-    onnx.save(model, str(tmp_path / "dyn.onnx"))
+    save_onnx(model, str(tmp_path / "dyn.onnx"))
     options = BuildOptions(str(tmp_path / "dyn.onnx"), str(tmp_path / "e"), "fp32", batch_profile=(1, 2, 4))
     standin, metadata = run_build(api, monkeypatch, options)
     assert standin.violations == [] and isinstance(metadata, EngineMetadata), metadata
@@ -217,12 +219,14 @@ class FakeEngine:
         }
 
 
-def write_engine(tmp_path, onnx_path, version, capability="8.7"):
+def write_engine(tmp_path, onnx_path, version, capability="8.7", engine_sha256=None):
     engine = tmp_path / "model.engine"
     engine.write_bytes(FakeEngine.SERIALIZED)
     metadata = EngineMetadata(tensorrt_version=version, gpu_name="Stand-in GPU", compute_capability=capability,
                               precision="fp16", strongly_typed=False, onnx_sha256="x",
-                              model=read_onnx_summary(onnx_path).metadata)
+                              model=read_onnx_summary(onnx_path).metadata,
+                              engine_sha256=hashlib.sha256(FakeEngine.SERIALIZED).hexdigest()
+                              if engine_sha256 is None else engine_sha256)
     with open(metadata_path(str(engine)), "w") as f:
         json.dump(asdict(metadata), f)
     return str(engine)
@@ -267,6 +271,11 @@ def test_engine_from_another_version_or_gpu_is_refused(api, tmp_path, tiny_expor
     with pytest.raises(ModelFileError, match="compute capability 8.9.*this GPU is 8.7"):
         open_engine(api, engine, onnx_path, FakeCudart())
     engine = write_engine(tmp_path, onnx_path, api["version"])
+    (tmp_path / "model.engine").write_bytes(b"corrupt")
+    with pytest.raises(DamagedFileError, match=r"model.engine is damaged: its SHA-256 differs from the one recorded "
+                                               r"in .*model.engine.json"):
+        open_engine(api, engine, onnx_path, FakeCudart())
+    engine = write_engine(tmp_path, onnx_path, api["version"], engine_sha256="")  # metadata from before hashes
     (tmp_path / "model.engine").write_bytes(b"corrupt")
     with pytest.raises(ModelFileError, match="could not deserialize"):
         open_engine(api, engine, onnx_path, FakeCudart())
