@@ -25,7 +25,7 @@ import numpy as np
 
 from runtime.coco_results import CocoIds, coco_results
 from runtime.detector import open_model
-from runtime.files import atomic_path, write_text_atomic
+from runtime.files import atomic_path, check_output_path, write_text_atomic
 from runtime.image import ImageError, load_image
 from runtime.model_info import ModelFileError
 from runtime.progress import Progress
@@ -118,6 +118,8 @@ def main(argv=None) -> int:
     try:
         if args.out:
             os.makedirs(args.out, exist_ok=True)
+        if args.json:
+            check_output_path(args.json, "--json")
         done, failed, results = run(args)
     except (ModelFileError, ImageError, ValueError, ImportError, RuntimeError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
