@@ -148,6 +148,8 @@ def main(argv=None) -> int:
         if os.path.exists(os.path.join(out, name.rstrip("/"))):
             print(f"  {name}")
     print(f"next: python -m runtime.video --model {int8_cpu} --source 0 --show   (a camera)\n"
+          f"      python -m model.inspect --weights {os.path.join(out, 'shapes.pt')} --compare {int8_cpu} "
+          f"--out {os.path.join(out, 'inspect')}   (every stage, and INT8 beside PyTorch)\n"
           f"      python -m export.to_trt --onnx {trt_path} --precision fp16   (on the GPU / Jetson)")
     return status
 

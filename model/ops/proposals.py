@@ -12,7 +12,7 @@ to k <= 3840, below Matterport's PRE_NMS_LIMIT of 6000).
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Tuple
 
 import torch
 
@@ -26,15 +26,23 @@ def top_k_stable(scores: torch.Tensor, k: int) -> torch.Tensor:
     return torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, :k]
 
 
-def proposals_reference(scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, std_dev: List[float],
-                        pre_nms_limit: int, nms_threshold: float, proposal_count: int) -> torch.Tensor:
-    """Eager implementation of ``mrcnn::proposals`` (see there)."""
+def refined_anchors(scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, std_dev: List[float],
+                    pre_nms_limit: int) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The proposals before NMS: the top ``pre_nms_limit`` anchors by score, refined by
+    their deltas and clipped to [0,1]. Returns (order int64 [B,k] anchor indices,
+    scores float [B,k], boxes float [B,k,4] normalised (y1,x1,y2,x2))."""
     k = min(pre_nms_limit, anchors.shape[0])
     order = top_k_stable(scores, k)  # [B,k]
     top_scores = torch.gather(scores, 1, order)  # [B,k]
     top_deltas = torch.gather(deltas, 1, order.unsqueeze(-1).expand(-1, -1, 4))  # [B,k,4]
     boxes = apply_box_deltas(anchors[order], top_deltas * top_deltas.new_tensor(std_dev))  # [B,k,4]
-    boxes = clip_boxes(boxes, boxes.new_tensor([0.0, 0.0, 1.0, 1.0]))
+    return order, top_scores, clip_boxes(boxes, boxes.new_tensor([0.0, 0.0, 1.0, 1.0]))
+
+
+def proposals_reference(scores: torch.Tensor, deltas: torch.Tensor, anchors: torch.Tensor, std_dev: List[float],
+                        pre_nms_limit: int, nms_threshold: float, proposal_count: int) -> torch.Tensor:
+    """Eager implementation of ``mrcnn::proposals`` (see there)."""
+    order, top_scores, boxes = refined_anchors(scores, deltas, anchors, std_dev, pre_nms_limit)
     _, proposals, _, _ = nms(boxes, top_scores, torch.zeros_like(order), nms_threshold, float("-inf"),
                              proposal_count, 1)
     return proposals
