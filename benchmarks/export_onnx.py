@@ -74,9 +74,9 @@ def latency_rows(size: int, runs: int, warmup: int, folder: str):
 
 def clamp_rows(folder: str, images: int):
     """AP of the shapes model with the configured and the clamped PRE_NMS_LIMIT."""
-    from model.checkpoint import load_model
-    from model.dataset import shapes_dataset
+    from model.data.dataset import shapes_dataset
     from model.evaluate import evaluate
+    from model.weights.checkpoint import load_model
 
     if not os.path.isfile(SHAPES_CHECKPOINT):
         return [], {"skipped": f"{SHAPES_CHECKPOINT} not found; run python -m benchmarks.train_shapes first"}

@@ -16,10 +16,10 @@ image        PNG/JPEG/BMP/GIF/TIFF/WebP files,    uint8 [H,W,3] array, or runtim
              bytes (headers included)
 array        numpy arrays of any dtype and shape  uint8 [H,W,3] array, or ImageError
 coco         a valid instances JSON with odd      a loaded dataset (masks for every image),
-             values put in or keys taken out,     or model.coco.DatasetError
+             values put in or keys taken out,     or model.data.coco.DatasetError
              or its text mutated as bytes
 checkpoint   a .pt checkpoint mutated as bytes,   a Checkpoint loaded into the model, or
-             or saved with tensors of other       model.h5_weights.WeightsError
+             or saved with tensors of other       model.weights.h5_weights.WeightsError
              dtypes and shapes
 h5           a Keras-layout .h5 mutated as        weights loaded into the model, or
              bytes, or written with datasets of   WeightsError
@@ -193,7 +193,7 @@ class Harness:
 
     # -- COCO JSON
     def coco_seed(self) -> dict:
-        from model.coco import rle_encode
+        from model.data.coco import rle_encode
 
         mask = np.zeros((20, 30), bool)
         mask[4:12, 6:20] = True
@@ -232,7 +232,7 @@ class Harness:
         return st.one_of(structural, textual)
 
     def call_coco(self, case) -> None:
-        from model.coco import CocoDataset
+        from model.data.coco import CocoDataset
 
         kind, edits = case
         data = self.coco_seed()
@@ -261,7 +261,7 @@ class Harness:
         return self._model
 
     def checkpoint_seed(self) -> bytes:
-        from model.checkpoint import save_checkpoint
+        from model.weights.checkpoint import save_checkpoint
 
         path = self.path("seed.pt")
         save_checkpoint(path, _Weights(small_config(), small_state(self.model())), ["BG", "a", "b"])
@@ -278,7 +278,7 @@ class Harness:
     def call_checkpoint(self, case) -> None:
         import torch
 
-        from model.checkpoint import apply_state_dict, load_checkpoint, save_checkpoint
+        from model.weights.checkpoint import apply_state_dict, load_checkpoint, save_checkpoint
 
         kind, edits = case
         path = self.path("fuzz.pt")
@@ -304,7 +304,7 @@ class Harness:
                          st.tuples(st.just("tensors"), tensor_edits()))
 
     def call_h5(self, case) -> None:
-        from model.h5_weights import convert_weights, read_h5
+        from model.weights.h5_weights import convert_weights, read_h5
 
         kind, edits = case
         path = self.path("fuzz.h5")
@@ -333,8 +333,8 @@ class Harness:
 
 
 def documented_errors() -> Dict[str, Tuple[type, ...]]:
-    from model.coco import DatasetError
-    from model.h5_weights import WeightsError
+    from model.data.coco import DatasetError
+    from model.weights.h5_weights import WeightsError
     from runtime.image import ImageError
     from runtime.model_info import ModelFileError
 

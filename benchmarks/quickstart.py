@@ -50,9 +50,9 @@ def train(folder: str, minutes: float):
     import torch
 
     from model.configs import ShapesConfig
-    from model.dataset import shapes_dataset
+    from model.data.dataset import shapes_dataset
     from model.maskrcnn import MaskRCNN
-    from model.training import checkpoint_path, train_model
+    from model.training.loop import checkpoint_path, train_model
 
     torch.manual_seed(0)
     # A shapes image holds at most four objects: 20 detection slots instead of 100 make the

@@ -225,7 +225,7 @@ def table(results: List[FormatResult]) -> str:
 
 
 def main(argv=None) -> int:
-    from model.datasets_cli import add_dataset_arguments, open_dataset
+    from model.data.datasets_cli import add_dataset_arguments, open_dataset
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     from model.config import ConfigError
     from model.detect import load_any
-    from model.h5_weights import WeightsError
+    from model.weights.h5_weights import WeightsError
 
     try:
         model, class_names = load_any(args.weights, args.config)

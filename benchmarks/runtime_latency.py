@@ -131,7 +131,7 @@ def micro_model(path: str) -> str:
 def write_clip(path: str, frames: int, height: int = 480, width: int = 640) -> str:
     import cv2
 
-    from model.dataset import shapes_clip
+    from model.data.dataset import shapes_clip
 
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (width, height))
     for frame in shapes_clip(frames, height, width, seed=3):

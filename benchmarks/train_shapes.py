@@ -30,10 +30,10 @@ import torch
 
 from benchmarks.common import markdown_table, publish
 from model.configs import ShapesConfig
-from model.dataset import shapes_dataset
+from model.data.dataset import shapes_dataset
 from model.evaluate import evaluate
 from model.maskrcnn import MaskRCNN
-from model.training import checkpoint_path, train_model
+from model.training.loop import checkpoint_path, train_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT = os.path.join(HERE, "artifacts", "shapes_r50.pt")

@@ -3,7 +3,7 @@
     python -m benchmarks.train_step                 # ShapesConfig (R50, 128x128, batch 4)
     python -m benchmarks.train_step --runs 5        # quicker
 
-One step is ``model.training.training_step``, what ``train_model`` does per batch:
+One step is ``model.training.loop.training_step``, what ``train_model`` does per batch:
 forward (backbone to losses), backward, Matterport's global gradient clip and the SGD
 update; channels-last, batch renormalization as in ``benchmarks/train_shapes.py``. Each
 precision starts from the same random weights and cycles through the same 4 prepared
@@ -22,12 +22,12 @@ import sys
 import torch
 
 from benchmarks.common import markdown_table, publish, time_it
-from model import distributed as dist_utils
 from model.configs import ShapesConfig
-from model.data import TrainingData
-from model.dataset import shapes_dataset
+from model.data.dataset import shapes_dataset
+from model.data.pipeline import TrainingData
 from model.maskrcnn import MaskRCNN
-from model.training import (
+from model.training import distributed as dist_utils
+from model.training.loop import (
     PRECISIONS,
     TrainingModel,
     batch_loader,

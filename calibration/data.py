@@ -3,7 +3,7 @@
 Shapes: B the model's fixed batch, H, W its input size.
 
 ``--data`` names where the images come from:
-- ``shapes``: generated shapes (model.dataset, another seed than training and evaluation);
+- ``shapes``: generated shapes (model.data.dataset, another seed than training and evaluation);
 - a folder of image files (any size or format runtime.load_image reads);
 - ``coco:PATH``: the images of a COCO instances JSON (or Matterport's COCO root folder).
 Each batch is what ``Detector.mold`` makes of the images (runtime.molding, the one copy
@@ -45,13 +45,13 @@ class CalibrationSet:
 def image_source(spec: str, info: ModelInfo, count: int) -> Iterator[np.ndarray]:
     """Up to ``count`` RGB images from ``spec`` (see the module docstring)."""
     if spec == "shapes":
-        from model.dataset import shapes_dataset  # generated data needs model/ (and torch)
+        from model.data.dataset import shapes_dataset  # generated data needs model/ (and torch)
 
         side = info.input_size[0]
         dataset = shapes_dataset(count, side, side, seed=SHAPES_CALIBRATION_SEED)
         return (dataset.load_image(i) for i in range(count))
     if spec.startswith("coco:"):
-        from model.coco import CocoDataset, DatasetError
+        from model.data.coco import CocoDataset, DatasetError
 
         path = spec[len("coco:"):]
         dataset = CocoDataset()

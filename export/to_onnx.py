@@ -41,7 +41,7 @@ from export.lowering import (
 )
 from model.anchors import generate_anchors
 from model.config import Config, ConfigError
-from model.h5_weights import WeightsError
+from model.weights.h5_weights import WeightsError
 from runtime.files import OutputPathError, check_output_path
 from runtime.integrity import save_onnx
 from runtime.model_info import INPUT_NAMES, OUTPUT_NAMES, ModelInfo

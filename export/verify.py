@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from model.dataset import shapes_dataset
+from model.data.dataset import shapes_dataset
 from runtime.compare import Agreement, match_detections
 from runtime.detector import OnnxDetector
 from runtime.molding import denorm_boxes, mold_images

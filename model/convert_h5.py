@@ -17,11 +17,11 @@ import dataclasses
 import sys
 from typing import List, Optional
 
-from model.checkpoint import default_class_names, save_checkpoint
-from model.coco_classes import COCO_CLASS_NAMES
 from model.config import Config, ConfigError
 from model.config_loading import load_config
-from model.h5_weights import WeightsError, convert_weights, read_h5, summarize
+from model.data.coco_classes import COCO_CLASS_NAMES
+from model.weights.checkpoint import default_class_names, save_checkpoint
+from model.weights.h5_weights import WeightsError, convert_weights, read_h5, summarize
 from runtime.files import OutputPathError, check_output_path
 from runtime.integrity import sha256_file
 

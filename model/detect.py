@@ -18,18 +18,18 @@ import sys
 from typing import List, Optional
 
 from model.config import ConfigError
-from model.h5_weights import WeightsError
+from model.weights.h5_weights import WeightsError
 from runtime.files import OutputPathError, check_output_path, write_text_atomic
 from runtime.image import ImageError, load_image
 
 
 def load_any(weights: str, config_spec: Optional[str]):
     """(model, class_names) from a .pt checkpoint or a Keras .h5 file."""
-    from model.checkpoint import load_model
     from model.config_loading import load_config
     from model.convert_h5 import class_names_for, config_for_weights
-    from model.h5_weights import load_h5_weights, read_h5, summarize
     from model.maskrcnn import MaskRCNN
+    from model.weights.checkpoint import load_model
+    from model.weights.h5_weights import load_h5_weights, read_h5, summarize
 
     config = load_config(config_spec) if config_spec else None
     if weights.endswith(".h5"):

@@ -21,10 +21,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from model.coco import DatasetError, coco_api, dataset_to_coco, rle_encode
 from model.config import ConfigError
-from model.dataset import Dataset
-from model.h5_weights import WeightsError
+from model.data.coco import DatasetError, coco_api, dataset_to_coco, rle_encode
+from model.data.dataset import Dataset
+from model.weights.h5_weights import WeightsError
 from runtime.files import write_text_atomic
 from runtime.image import ImageError
 from runtime.results import Detections
@@ -149,7 +149,7 @@ def evaluate(model, dataset: Dataset, limit: Optional[int] = None, progress: boo
 
 
 def main(argv=None) -> int:
-    from model.datasets_cli import add_dataset_arguments, open_dataset
+    from model.data.datasets_cli import add_dataset_arguments, open_dataset
     from model.detect import load_any
 
     parser = argparse.ArgumentParser(prog="python -m model.evaluate", description=__doc__,

@@ -25,7 +25,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from model.config import ConfigError
-from model.h5_weights import WeightsError
+from model.weights.h5_weights import WeightsError
 from runtime.image import ImageError, load_image
 from runtime.model_info import ModelFileError
 
@@ -70,7 +70,7 @@ def draw_comparison(inspection, comparisons: Sequence[BackendComparison], path: 
                     class_names: Sequence[str]) -> str:
     """PyTorch and each backend side by side, each detection labelled with its mask IoU,
     box shift and score change against PyTorch."""
-    from model import figures
+    from model.inspection import figures
 
     plt = figures._pyplot()
     panels = [("PyTorch", inspection.detections, None)] + [
@@ -97,9 +97,9 @@ def draw_comparison(inspection, comparisons: Sequence[BackendComparison], path: 
 def write_figures(model, class_names: List[str], image: np.ndarray, out: str, ground_truth=None,
                   weights_path: Optional[str] = None, compare: Sequence[str] = ()) -> List[str]:
     """Write the figure set for ``image`` into ``out``; returns the PNG paths (index.html beside them)."""
-    from model import figures
-    from model.inspection import inspect_image
-    from model.weight_stats import tensor_stat
+    from model.inspection import figures
+    from model.inspection.stages import inspect_image
+    from model.inspection.weight_stats import tensor_stat
 
     os.makedirs(out, exist_ok=True)
     inspection = inspect_image(model, image, ground_truth=ground_truth)
@@ -135,7 +135,7 @@ def write_index(out: str, figures: Sequence, weights_path: Optional[str]) -> str
 
 
 def weights_main(argv: Sequence[str]) -> int:
-    from model.weight_stats import format_table, weight_stats
+    from model.inspection.weight_stats import format_table, weight_stats
 
     parser = argparse.ArgumentParser(prog="python -m model.inspect weights",
                                      description="Weight statistics of a .pt, .h5 or .onnx file, with flags.")
@@ -168,14 +168,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         from model.detect import load_any
-        from model.inspection import dataset_ground_truth
+        from model.inspection.stages import dataset_ground_truth
 
         model, class_names = load_any(args.weights, args.config)
         ground_truth = None
         if args.image:
             image = load_image(args.image)
         else:
-            from model.dataset import shapes_dataset
+            from model.data.dataset import shapes_dataset
 
             side = model.config.IMAGE_MAX_DIM
             dataset = shapes_dataset(1, side, side, args.seed)

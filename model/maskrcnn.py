@@ -100,11 +100,11 @@ class MaskRCNN(nn.Module):
         """``train(True/False)`` sets the module mode, as for any nn.Module.
 
         ``train(train_dataset, val_dataset, learning_rate, epochs, layers="heads", ...)``
-        trains, as Matterport's ``MaskRCNN.train`` (see model.training.train_model).
+        trains, as Matterport's ``MaskRCNN.train`` (see model.training.loop.train_model).
         """
         if isinstance(mode, bool):
             return super().train(mode)
-        from model.training import train_model
+        from model.training.loop import train_model
 
         return train_model(self, mode, *args, **kwargs)
 

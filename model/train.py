@@ -29,10 +29,10 @@ from typing import List
 
 import torch
 
-from model.checkpoint import load_checkpoint
-from model.coco import DatasetError
 from model.config import ConfigError
-from model.h5_weights import HEAD_LAYERS, WeightsError, load_h5_weights, read_h5, summarize
+from model.data.coco import DatasetError
+from model.weights.checkpoint import load_checkpoint
+from model.weights.h5_weights import HEAD_LAYERS, WeightsError, load_h5_weights, read_h5, summarize
 
 IMAGENET_FILE = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
 IMAGENET_URL = ("https://github.com/fchollet/deep-learning-models/releases/download/v0.2/" + IMAGENET_FILE)
@@ -51,7 +51,7 @@ def _find_weights(explicit, file_name, url, what) -> str:
 
 def initialise(model, init: str, args, log_dir: str):
     """Apply --init to ``model``; returns a TrainingRun to resume, or None."""
-    from model.training import find_last, resume
+    from model.training.loop import find_last, resume
 
     config = model.config
     if init == "none":
@@ -84,7 +84,7 @@ def initialise(model, init: str, args, log_dir: str):
 
 def interrupted_message(argv: List[str], log_dir: str, name: str, started: float) -> str:
     """What Ctrl-C left behind: the newest checkpoint of this run and the command that resumes it."""
-    from model.training import find_last
+    from model.training.loop import find_last
 
     try:
         last = find_last(log_dir, name)
@@ -106,7 +106,7 @@ def interrupted_message(argv: List[str], log_dir: str, name: str, started: float
 
 
 def main(argv=None) -> int:
-    from model.datasets_cli import add_dataset_arguments, open_dataset
+    from model.data.datasets_cli import add_dataset_arguments, open_dataset
 
     parser = argparse.ArgumentParser(prog="python -m model.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         from model.config_loading import load_config
         from model.configs import CocoConfig, ShapesConfig
         from model.maskrcnn import MaskRCNN
-        from model.training import train_model
+        from model.training.loop import train_model
 
         config = load_config(args.config) if args.config else (CocoConfig() if args.dataset == "coco"
                                                                else ShapesConfig())
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
         print(interrupted_message(sys.argv[1:] if argv is None else list(argv), args.log_dir,
                                   getattr(config, "NAME", None) or "mrcnn", started), file=sys.stderr)
         return 130
-    from model.training import checkpoint_path
+    from model.training.loop import checkpoint_path
 
     last = checkpoint_path(run.run_dir, config.NAME or "mrcnn", run.epoch)
     print(f"trained to epoch {run.epoch}; checkpoint {last}")

@@ -6,7 +6,7 @@ never a quietly different model.
   :func:`save_onnx` writes it, :func:`check_onnx_file` checks it (a byte search, no parse).
 - TensorRT engines: ``<engine>.json`` holds ``engine_sha256``, the SHA-256 of the engine
   file (runtime.trt_build writes it, runtime.trt_runtime checks it before deserializing).
-- PyTorch checkpoints: model.checkpoint hashes the weights it saves (it needs torch).
+- PyTorch checkpoints: model.weights.checkpoint hashes the weights it saves (it needs torch).
 
 A file written before these hashes existed has none: it loads, with a warning.
 Torch-free: the runtime uses this module on a Jetson.

@@ -116,10 +116,10 @@ def tiny_exports(synthetic_model, tmp_path_factory):
 
 
 def write_clip(path, frames: int, height: int = 96, width: int = 128, seed: int = 0, fps: float = 10.0) -> str:
-    """A short video of moving shapes (model.dataset.shapes_clip), written with OpenCV."""
+    """A short video of moving shapes (model.data.dataset.shapes_clip), written with OpenCV."""
     import cv2
 
-    from model.dataset import shapes_clip
+    from model.data.dataset import shapes_clip
 
     fourcc = {".mp4": "mp4v", ".avi": "MJPG"}[os.path.splitext(str(path))[1]]
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (width, height))
@@ -174,8 +174,8 @@ def reference_h5(reference_weights_module, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def reference_model(reference, reference_h5):
-    from model.h5_weights import load_h5_weights
     from model.maskrcnn import MaskRCNN
+    from model.weights.h5_weights import load_h5_weights
 
     model = MaskRCNN(reference["config"]).eval()
     load_h5_weights(model, str(reference_h5))

@@ -12,8 +12,8 @@ import torch
 from export import to_onnx, to_trt
 from export.to_onnx import ExportError, export_config, export_onnx
 from export.verify import verify_against_torch
-from model.checkpoint import save_checkpoint
 from model.maskrcnn import MaskRCNN
+from model.weights.checkpoint import save_checkpoint
 from runtime.detector import OnnxDetector
 from runtime.model_info import OUTPUT_NAMES
 

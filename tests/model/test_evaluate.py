@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from model import evaluate as evaluate_cli
-from model.checkpoint import save_checkpoint
 from model.configs import ShapesConfig
 from model.evaluate import compute_ap
 from model.maskrcnn import MaskRCNN
+from model.weights.checkpoint import save_checkpoint
 
 
 def masks(*boxes, size=20):

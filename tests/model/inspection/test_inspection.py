@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from model import inspect as inspect_cli
-from model.checkpoint import save_checkpoint
-from model.dataset import shapes_dataset
-from model.inspection import DEFAULT_ACTIVATIONS, dataset_ground_truth, inspect_image
-from model.weight_stats import format_table, tensor_stat, weight_stats
+from model.data.dataset import shapes_dataset
+from model.inspection.stages import DEFAULT_ACTIVATIONS, dataset_ground_truth, inspect_image
+from model.inspection.weight_stats import format_table, tensor_stat, weight_stats
+from model.weights.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from model.boxes import apply_box_deltas
-from model.data import build_rpn_targets, load_image_targets
+from model.data.pipeline import build_rpn_targets, load_image_targets
 from model.ops.proposals import refined_anchors
 from model.ops.roi_align import pyramid_roi_align
 from runtime.image import to_rgb_uint8

@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from model.data import DataError, TrainingData, build_rpn_targets, extract_bboxes, load_image_targets, minimize_masks
-from model.dataset import Dataset, shapes_dataset
+from model.data.dataset import Dataset, shapes_dataset
+from model.data.pipeline import (
+    DataError,
+    TrainingData,
+    build_rpn_targets,
+    extract_bboxes,
+    load_image_targets,
+    minimize_masks,
+)
 from runtime.molding import resize_image
 
 

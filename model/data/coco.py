@@ -19,7 +19,7 @@ from typing import Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from model.dataset import Dataset
+from model.data.dataset import Dataset
 from runtime.files import write_text_atomic
 from runtime.image import MAX_IMAGE_PIXELS
 

@@ -22,7 +22,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from model.config import Config
-from model.h5_weights import WeightsError
+from model.weights.h5_weights import WeightsError
 from runtime.files import atomic_path
 
 CHECKPOINT_FORMAT = "mrcnn-edge/checkpoint-v1"

@@ -67,7 +67,7 @@ def weight_stats(path: str) -> List[WeightStat]:
 
 
 def _checkpoint_tensors(path: str) -> Iterable[Tuple[str, np.ndarray, str]]:
-    from model.checkpoint import load_checkpoint
+    from model.weights.checkpoint import load_checkpoint
 
     for name, tensor in load_checkpoint(path).state_dict.items():
         if tensor.is_floating_point():
@@ -75,7 +75,7 @@ def _checkpoint_tensors(path: str) -> Iterable[Tuple[str, np.ndarray, str]]:
 
 
 def _h5_tensors(path: str) -> Iterable[Tuple[str, np.ndarray, str]]:
-    from model.h5_weights import read_h5
+    from model.weights.h5_weights import read_h5
 
     for layer, weights in read_h5(path).items():
         for kind, array in weights:

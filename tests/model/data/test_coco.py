@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model.coco import CocoDataset, DatasetError, annotation_to_mask, read_coco_json, rle_encode, write_coco_json
-from model.dataset import shapes_dataset
+from model.data.coco import CocoDataset, DatasetError, annotation_to_mask, read_coco_json, rle_encode, write_coco_json
+from model.data.dataset import shapes_dataset
 from model.evaluate import evaluate
 from runtime.results import Detections
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from model.losses import (
+from model.training.losses import (
     l2_regularization,
     mrcnn_bbox_loss,
     mrcnn_class_loss,
@@ -15,7 +15,7 @@ from model.losses import (
     rpn_class_loss,
     smooth_l1,
 )
-from model.targets import detection_targets
+from model.training.targets import detection_targets
 
 
 def test_detection_targets_hand_made(tiny_config):

@@ -20,7 +20,7 @@ import torch
 from model.anchors import pixel_anchors
 from model.boxes import box_iou, box_refinement
 from model.config import Config
-from model.dataset import Dataset
+from model.data.dataset import Dataset
 from runtime.image import ImageError
 from runtime.molding import mold_image, resize_image
 from runtime.resize import resize_bilinear, zoom_nearest

@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from model import distributed as dist_utils
 from model.backbone import BatchNorm
 from model.boxes import norm_boxes
-from model.checkpoint import load_checkpoint, save_checkpoint
-from model.data import Augmentation, TrainingData, TrainingSample
-from model.dataset import Dataset
-from model.losses import (
+from model.data.dataset import Dataset
+from model.data.pipeline import Augmentation, TrainingData, TrainingSample
+from model.ops.roi_align import pyramid_roi_align
+from model.rpn import RPNOutput, propose
+from model.training import distributed as dist_utils
+from model.training.losses import (
     l2_regularization,
     mrcnn_bbox_loss,
     mrcnn_class_loss,
@@ -36,9 +37,8 @@ from model.losses import (
     rpn_bbox_loss,
     rpn_class_loss,
 )
-from model.ops.roi_align import pyramid_roi_align
-from model.rpn import RPNOutput, propose
-from model.targets import detection_targets
+from model.training.targets import detection_targets
+from model.weights.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
 

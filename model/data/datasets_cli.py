@@ -14,8 +14,8 @@ import argparse
 import importlib
 import os
 
-from model.coco import CocoDataset, DatasetError
-from model.dataset import Dataset, shapes_dataset
+from model.data.coco import CocoDataset, DatasetError
+from model.data.dataset import Dataset, shapes_dataset
 
 SHAPES_SEEDS = {"train": 1, "val": 2}
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.h5_weights import HEAD_LAYERS, WeightsError, load_h5_weights, read_h5, summarize
 from model.maskrcnn import MaskRCNN
+from model.weights.h5_weights import HEAD_LAYERS, WeightsError, load_h5_weights, read_h5, summarize
 
 
 def fresh(config, seed):

@@ -2,7 +2,7 @@
 written to a PNG: anchors, proposals before/after NMS, the second stage's refinement,
 the masks, activations, detections, and weight histograms.
 
-Every function takes what model.inspection / model.weight_stats return and a path,
+Every function takes what model.inspection.stages / model.inspection.weight_stats return and a path,
 draws with the non-interactive Agg backend, and returns the path. Boxes are
 (y1, x1, y2, x2) pixels of the image drawn.
 """

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from model import convert_h5, detect
-from model.checkpoint import HASH_KEY, load_checkpoint, load_model, save_checkpoint
-from model.h5_weights import WeightsError
+from model.weights.checkpoint import HASH_KEY, load_checkpoint, load_model, save_checkpoint
+from model.weights.h5_weights import WeightsError
 from runtime.files import write_text_atomic
 
 

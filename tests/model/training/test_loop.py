@@ -9,15 +9,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from model import distributed as dist_utils
 from model import train as train_cli
-from model.checkpoint import load_checkpoint
 from model.config import Config
 from model.configs import ShapesConfig
-from model.data import TrainingData
-from model.dataset import shapes_dataset
+from model.data.dataset import shapes_dataset
+from model.data.pipeline import TrainingData
 from model.maskrcnn import MaskRCNN
-from model.training import (
+from model.training import distributed as dist_utils
+from model.training.loop import (
     TrainingModel,
     TrainingRun,
     batch_loader,
@@ -27,6 +26,7 @@ from model.training import (
     set_trainable,
     train_model,
 )
+from model.weights.checkpoint import load_checkpoint
 
 
 def training_config(tiny_config, **overrides):
@@ -198,17 +198,17 @@ def test_cli_seed_fixes_the_initial_weights(tmp_path):
 
 def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, capsys, monkeypatch):
     """Issue 11, case 7: Ctrl-C ended in a KeyboardInterrupt traceback with no word on resuming."""
-    import model.training
+    import model.training.loop
 
     config, args = tiny_cli_args(tmp_path, tmp_path / "logs")
-    real_train = model.training.train_model
+    real_train = model.training.loop.train_model
 
     def interrupted(*a, **k):
         if k.get("run") is None and not (tmp_path / "logs").exists():
             real_train(*a, **k)  # one epoch saved ...
         raise KeyboardInterrupt  # ... then Ctrl-C in the next
 
-    monkeypatch.setattr(model.training, "train_model", interrupted)
+    monkeypatch.setattr(model.training.loop, "train_model", interrupted)
     assert train_cli.main(args + ["--init", "none"]) == 130
     err = capsys.readouterr().err
     last = find_last(str(tmp_path / "logs"), config.NAME)
@@ -216,19 +216,19 @@ def test_ctrl_c_says_what_was_saved_and_how_to_resume(tmp_path, capsys, monkeypa
     resume_line = err.strip().splitlines()[-1]
     assert resume_line.startswith("resume: python -m model.train ") and resume_line.endswith("--init last")
     assert "--init none" not in resume_line
-    monkeypatch.setattr(model.training, "train_model", real_train)
+    monkeypatch.setattr(model.training.loop, "train_model", real_train)
     assert train_cli.main(resume_line.split()[4:-2] + ["--epochs", "2", "--init", "last"]) == 0
     assert "trained to epoch 2" in capsys.readouterr().out
 
 
 def test_ctrl_c_before_the_first_epoch(tmp_path, capsys, monkeypatch):
-    import model.training
+    import model.training.loop
 
     _, args = tiny_cli_args(tmp_path, tmp_path / "logs")
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(model.training, "train_model", interrupted)
+    monkeypatch.setattr(model.training.loop, "train_model", interrupted)
     assert train_cli.main(args) == 130
     assert "wrote no checkpoint" in capsys.readouterr().err

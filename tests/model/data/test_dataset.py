@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.dataset import Dataset, shapes_dataset
+from model.data.dataset import Dataset, shapes_dataset
 
 
 def test_classes_from_two_sources():

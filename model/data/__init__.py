@@ -1,0 +1,1 @@
+"""Datasets (Matterport's Dataset, shapes, COCO) and the training data pipeline."""

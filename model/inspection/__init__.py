@@ -1,0 +1,1 @@
+"""Step-by-step inspection: stages, figures, weight statistics."""

@@ -1,0 +1,1 @@
+"""Training: targets, losses, the loop (checkpoints, resume, DDP)."""

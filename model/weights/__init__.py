@@ -1,0 +1,1 @@
+"""Weight files: this project's checkpoints and Matterport's Keras .h5."""
