@@ -90,7 +90,7 @@ def interrupted_message(argv: List[str], log_dir: str, name: str, started: float
         last = find_last(log_dir, name)
     except FileNotFoundError:
         last = None
-    if last is None or os.path.getmtime(last) < started:
+    if last is None:
         return "interrupted before this run finished an epoch: it wrote no checkpoint"
     kept, skip = [], False
     for arg in argv:  # the same command with --init last
@@ -101,8 +101,9 @@ def interrupted_message(argv: List[str], log_dir: str, name: str, started: float
         if not skip:
             kept.append(arg)
     resume = " ".join(shlex.quote(a) for a in kept + ["--init", "last"])
-    return (f"interrupted: the last completed epoch is saved in {last} (the epoch in progress is lost)\n"
-            f"resume: python -m model.train {resume}")
+    saved = (f"the last completed epoch is saved in {last}" if os.path.getmtime(last) >= started else
+             f"this run finished no epoch; the newest checkpoint, from before it, is {last}")
+    return f"interrupted: {saved} (the epoch in progress is lost)\nresume: python -m model.train {resume}"
 
 
 def main(argv=None) -> int:
