@@ -4,7 +4,8 @@ for the anomalies that training or conversion leave behind.
 
 Flags: ``NaN/Inf`` (any non-finite value), ``all zero``, ``near constant`` (spread under
 1e-7 of the magnitude, more than one value), ``exploding`` (a value beyond 1e3 in
-magnitude). For a Q/DQ ONNX the INT8 weights and their scales and zero points are
+magnitude; for BatchNorm variances, a standard deviation beyond 1e3: the first BN after
+conv1 sees pixel values, variances of 1e4 are normal there). For a Q/DQ ONNX the INT8 weights and their scales and zero points are
 listed too (``kind``).
 """
 
@@ -49,8 +50,13 @@ def tensor_stat(name: str, values: np.ndarray, kind: str = "weight") -> WeightSt
     mean, std = (float(finite.mean()), float(finite.std())) if finite.size else (float("nan"), float("nan"))
     if flat.size > 1 and "all zero" not in flags and finite.size and std <= 1e-7 * max(1.0, abs(mean)):
         flags.append("near constant")
-    if finite.size and max(abs(lo), abs(hi)) > EXPLODING:
+    largest = max(abs(lo), abs(hi)) if finite.size else 0.0
+    if name.endswith(("running_var", "moving_variance")):
+        largest = largest ** 0.5  # compare the standard deviation
+    if largest > EXPLODING and kind not in ("int8 weight", "zero point"):  # integers in units of their scale
         flags.append("exploding")
+    if kind == "zero point":  # symmetric INT8 has zero points of 0 by design
+        flags = [f for f in flags if f not in ("all zero", "near constant")]
     step = max(1, flat.size // SAMPLE)
     return WeightStat(name, kind, tuple(array.shape), str(array.dtype), int(flat.size), lo, hi, mean, std, flags,
                       flat[::step][:SAMPLE])
