@@ -5,8 +5,9 @@ for the anomalies that training or conversion leave behind.
 Flags: ``NaN/Inf`` (any non-finite value), ``all zero``, ``near constant`` (spread under
 1e-7 of the magnitude, more than one value), ``exploding`` (a value beyond 1e3 in
 magnitude; for BatchNorm variances, a standard deviation beyond 1e3: the first BN after
-conv1 sees pixel values, variances of 1e4 are normal there). For a Q/DQ ONNX the INT8 weights and their scales and zero points are
-listed too (``kind``).
+conv1 sees pixel values, variances of 1e4 are normal there). For a Q/DQ ONNX the INT8
+weights and their scales and zero points are listed too (``kind``); zero points of 0
+and the integer ranges of quantized tensors are what symmetric INT8 makes, not flagged.
 """
 
 from __future__ import annotations
