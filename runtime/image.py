@@ -143,7 +143,7 @@ def load_image(path: PathLike) -> np.ndarray:
 
 def _is_16bit_colour(pil) -> bool:
     """RGB or RGBA stored with 16 bits per channel (Pillow decodes these to 8 bits)."""
-    rawmode = pil.tile[0].args if pil.tile else None
+    rawmode = pil.tile[0][3] if pil.tile else None  # (codec, extents, offset, args): a tuple before Pillow 11
     rawmode = rawmode[0] if isinstance(rawmode, tuple) and rawmode else rawmode
     return pil.mode in ("RGB", "RGBA") and isinstance(rawmode, str) and ";16" in rawmode
 
