@@ -103,7 +103,10 @@ def write_figures(model, class_names: List[str], image: np.ndarray, out: str, gr
 
     os.makedirs(out, exist_ok=True)
     inspection = inspect_image(model, image, ground_truth=ground_truth)
-    written = [
+    written = [("training sample", figures.draw_training_sample(ground_truth.sample, os.path.join(out, "data.png"),
+                                                                class_names))] \
+        if ground_truth is not None and ground_truth.sample is not None else []
+    written += [
         ("detections", figures.draw_detections(inspection, os.path.join(out, "detections.png"), class_names)),
         ("anchors", figures.draw_anchors(inspection, os.path.join(out, "anchors.png"))),
         ("proposals", figures.draw_proposals(inspection, os.path.join(out, "proposals.png"))),

@@ -56,6 +56,31 @@ def _image_axes(image: np.ndarray, title: str, columns: int = 1):
     return fig, axes[0]
 
 
+def draw_training_sample(targets, path: str, class_names: Sequence[str], limit: int = 8) -> str:
+    """What training gets of one image (model.data.pipeline.ImageTargets): the molded image
+    with the boxes computed from the masks, and each instance's (mini) mask."""
+    plt = _pyplot()
+    count = min(limit, len(targets.class_ids))
+    fig, axes = plt.subplots(1, 1 + max(count, 1), figsize=(4 + 1.8 * max(count, 1), 4),
+                             gridspec_kw={"width_ratios": [2.2] + [1] * max(count, 1)}, squeeze=False)
+    palette = colours(len(class_names))
+    axes[0, 0].imshow(targets.image)
+    for i in range(len(targets.class_ids)):
+        name = class_names[abs(int(targets.class_ids[i]))] + (" (crowd)" if targets.class_ids[i] < 0 else "")
+        _boxes(axes[0, 0], targets.boxes[i], palette[abs(int(targets.class_ids[i])) % len(palette)], width=1.5)
+        axes[0, 0].text(targets.boxes[i][1], targets.boxes[i][0], name, color="white", fontsize=7,
+                        backgroundcolor=(0, 0, 0, 0.4))
+    axes[0, 0].set_title(f"molded {targets.image.shape[1]}x{targets.image.shape[0]}, window {tuple(targets.window)}",
+                         fontsize=8)
+    for i in range(count):
+        axes[0, i + 1].imshow(targets.masks[:, :, i], cmap="gray")
+        axes[0, i + 1].set_title(f"{class_names[abs(int(targets.class_ids[i]))]} "
+                                 f"{targets.masks.shape[0]}x{targets.masks.shape[1]}", fontsize=7)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    return _save(fig, path)
+
+
 def draw_anchors(inspection, path: str, negatives: int = 30) -> str:
     """Positive anchors (green, dotted) with their RPN refinement (solid), a sample of
     negative anchors (red) and the ground truth (white); without ground truth, the 30

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from model.boxes import apply_box_deltas
-from model.data.pipeline import build_rpn_targets, load_image_targets
+from model.data.pipeline import ImageTargets, build_rpn_targets, load_image_targets
 from model.ops.proposals import refined_anchors
 from model.ops.roi_align import pyramid_roi_align
 from runtime.image import to_rgb_uint8
@@ -33,11 +33,13 @@ DEFAULT_ACTIVATIONS = ("res2c_out", "res3d_out", "res4f_out", "res5c_out", "fpn_
 class GroundTruth:
     """Ground truth in the molded image: boxes int32 [N,4] pixels, class_ids int32 [N]
     (negative: crowd), anchor_match int32 [A] (1 positive, -1 negative, 0 neutral: the
-    RPN's training labels, Matterport's build_rpn_targets)."""
+    RPN's training labels, Matterport's build_rpn_targets); sample: what training gets
+    of the image (molded image, boxes, mini masks), when it came from a dataset."""
 
     boxes: np.ndarray
     class_ids: np.ndarray
     anchor_match: np.ndarray
+    sample: Optional[ImageTargets] = None
 
 
 @dataclass
@@ -134,7 +136,7 @@ def dataset_ground_truth(model, dataset, image_id: int, seed: int = 0) -> Ground
     height, width = targets.image.shape[:2]
     anchors = model.anchors((height, width)) * np.array([height, width, height, width])
     match, _ = build_rpn_targets(anchors, targets.class_ids, targets.boxes, config, np.random.default_rng(seed))
-    return GroundTruth(targets.boxes, targets.class_ids, match)
+    return GroundTruth(targets.boxes, targets.class_ids, match, targets)
 
 
 def _unmean(molded: np.ndarray, mean_pixel) -> np.ndarray:

@@ -99,7 +99,7 @@ def test_cli_writes_every_figure(synthetic_model, tiny_exports, tmp_path, capsys
     save_checkpoint(weights, synthetic_model, ["BG", "a", "b"])
     out = tmp_path / "inspect"
     assert inspect_cli.main(["--weights", str(weights), "--out", str(out), "--compare", tiny_exports["onnx"]]) == 0
-    names = ["detections", "anchors", "proposals", "refinement", "masks", "activations", "weights", "backends"]
+    names = ["data", "detections", "anchors", "proposals", "refinement", "masks", "activations", "weights", "backends"]
     for name in names:
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
