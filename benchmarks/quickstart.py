@@ -36,19 +36,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN_SEED = 1
 
 
-def has_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-        return "avx512_bf16" in flags or "amx_bf16" in flags
-    except OSError:
-        return False
-
-
 def train(folder: str, minutes: float):
     """Train the shapes model for about ``minutes``; returns the checkpoint path."""
     import torch
 
+    from benchmarks.common import has_bf16
     from model.configs import ShapesConfig
     from model.data.dataset import shapes_dataset
     from model.maskrcnn import MaskRCNN

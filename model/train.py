@@ -1,6 +1,7 @@
 """Train Mask R-CNN (Matterport's training loop, in PyTorch).
 
     python -m model.train --dataset shapes --init none --batch-renorm --precision bf16 --layers all --epochs 20
+    python -m model.train --dataset shapes --init none --batch-renorm --layers all --epochs 20 --augment default
     python -m model.train --dataset coco --data /data/coco --init imagenet --layers heads --epochs 40
     python -m model.train --dataset coco --data /data/coco --init last --epochs 60      # resume
     python -m model.train --dataset balloon.data:BalloonDataset --data balloon/ \\
@@ -123,7 +124,10 @@ def main(argv=None) -> int:
     parser.add_argument("--log-dir", default="logs", help="runs and checkpoints go under here")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="data loader processes")
     parser.add_argument("--seed", type=int, default=0, help="seeds the initial weights and everything training draws")
-    parser.add_argument("--no-flip", action="store_true", help="disable random horizontal flips")
+    parser.add_argument("--augment", choices=("none", "flip", "default"), default="flip",
+                        help="augmentation policy (model.data.augment): flip = Matterport's random horizontal "
+                             "flip; default = flip, scale/aspect jitter with crop/pad, colour jitter, noise, blur")
+    parser.add_argument("--no-flip", action="store_true", help="same as --augment none")
     parser.add_argument("--clip-per-tensor", action="store_true",
                         help="clip each gradient tensor to GRADIENT_CLIP_NORM (default: Matterport's global norm); "
                              "recommended from scratch, where conv1's gradient dwarfs the others")
@@ -154,7 +158,8 @@ def main(argv=None) -> int:
         model = MaskRCNN(config)
         run = initialise(model, args.init, args, args.log_dir)
         run = train_model(model, train_set, val_set, args.lr or config.LEARNING_RATE, args.epochs,
-                          layers=args.layers, flip=not args.no_flip, log_dir=args.log_dir, run=run,
+                          layers=args.layers, augmentation="none" if args.no_flip else args.augment,
+                          log_dir=args.log_dir, run=run,
                           seed=args.seed, workers=args.workers, class_names=train_set.class_names,
                           clip_per_tensor=args.clip_per_tensor, precision=args.precision,
                           calibrate_bn_steps=20 if args.init == "none" and config.TRAIN_BN is False else 0)

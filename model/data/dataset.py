@@ -9,6 +9,7 @@ override ``load_mask`` (and ``load_image`` when images are not files), then ``pr
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Dict, Iterator, List, Tuple
 
@@ -87,19 +88,44 @@ class Dataset:
 SHAPE_NAMES = ("square", "circle", "triangle")
 
 
-class ShapesDataset(Dataset):
-    """Synthetic squares, circles and triangles on plain backgrounds (Matterport's toy
-    set), deterministic for a seed, any image size. Shapes may overlap; later shapes
-    occlude earlier ones and the masks account for it."""
+@dataclasses.dataclass(frozen=True)
+class ShapesStyle:
+    """How ShapesDataset draws. The defaults are Matterport's toy set (plain
+    backgrounds, square frames, 1-4 shapes of half-size [side/16, side/4), box overlap
+    at most 0.3); ``WIDE_SHAPES`` draws a wider variety for training."""
 
-    def load_shapes(self, count: int, height: int = 128, width: int = 128, seed: int = 0) -> None:
+    max_shapes: int = 4  # 1..max_shapes shapes drawn (fewer when overlaps drop some)
+    size_divisors: Tuple[int, int] = (16, 4)  # half-size in [min_side // a, min_side // b)
+    max_overlap: float = 0.3  # a shape whose box IoU with a kept one exceeds this is dropped
+    max_aspect: float = 1.0  # frame aspect ratio log-uniform in [1/a, a], area of height x width
+    gradient: float = 0.0  # probability of a two-colour linear gradient background
+    max_noise: float = 0.0  # Gaussian pixel noise, sigma uniform in [0, max_noise] (0-255)
+
+
+WIDE_SHAPES = ShapesStyle(max_shapes=6, size_divisors=(24, 4), max_overlap=0.5, max_aspect=1.6,
+                          gradient=0.5, max_noise=16.0)
+
+
+class ShapesDataset(Dataset):
+    """Synthetic squares, circles and triangles (Matterport's toy set), deterministic for
+    a seed, any image size; ``style`` widens the variety (ShapesStyle). Shapes may
+    overlap; later shapes occlude earlier ones and the masks account for it."""
+
+    def load_shapes(self, count: int, height: int = 128, width: int = 128, seed: int = 0,
+                    style: ShapesStyle = ShapesStyle()) -> None:
         for index, name in enumerate(SHAPE_NAMES, start=1):
             self.add_class("shapes", index, name)
         rng = np.random.default_rng(seed)
         for image_id in range(count):
-            background, shapes = random_image_spec(rng, height, width)
-            self.add_image("shapes", image_id=image_id, path=None, width=width, height=height,
-                           bg_color=background, shapes=shapes)
+            frame_h, frame_w = _frame_size(rng, height, width, style.max_aspect)
+            background, shapes = random_image_spec(rng, frame_h, frame_w, style)
+            extra = {}
+            if style.gradient > 0 and rng.random() < style.gradient:
+                extra["gradient"] = (tuple(int(v) for v in rng.integers(0, 256, 3)), float(rng.uniform(0, 2 * math.pi)))
+            if style.max_noise > 0:
+                extra["noise"] = (float(rng.uniform(0, style.max_noise)), int(rng.integers(0, 2 ** 31 - 1)))
+            self.add_image("shapes", image_id=image_id, path=None, width=frame_w, height=frame_h,
+                           bg_color=background, shapes=shapes, **extra)
 
     def image_reference(self, image_id: int) -> str:
         info = self.image_info[image_id]
@@ -107,11 +133,21 @@ class ShapesDataset(Dataset):
 
     def load_image(self, image_id: int) -> np.ndarray:
         info = self.image_info[image_id]
-        image = np.empty((info["height"], info["width"], 3), np.uint8)
-        image[:] = info["bg_color"]
+        height, width = info["height"], info["width"]
+        pixels = np.empty((height, width, 3), np.float32)
+        pixels[:] = info["bg_color"]
+        if "gradient" in info:  # the background colour blends into a second one along a direction
+            color, angle = info["gradient"]
+            y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+            t = y * math.sin(angle) + x * math.cos(angle)
+            t = ((t - t.min()) / max(float(t.max() - t.min()), 1e-6))[:, :, None]  # [h,w,1] in [0,1]
+            pixels = pixels * (1 - t) + np.asarray(color, np.float32) * t
         for name, color, dims in info["shapes"]:
-            image[shape_mask(name, dims, info["height"], info["width"])] = color
-        return image
+            pixels[shape_mask(name, dims, height, width)] = color
+        if "noise" in info:
+            sigma, seed = info["noise"]
+            pixels += sigma * np.random.default_rng(seed).standard_normal(pixels.shape, dtype=np.float32)
+        return np.clip(np.around(pixels), 0, 255).astype(np.uint8)
 
     def load_mask(self, image_id: int) -> Tuple[np.ndarray, np.ndarray]:
         info = self.image_info[image_id]
@@ -126,10 +162,21 @@ class ShapesDataset(Dataset):
         return masks[:, :, keep], class_ids[keep]
 
 
-def shapes_dataset(count: int, height: int = 128, width: int = 128, seed: int = 0) -> ShapesDataset:
-    """A prepared ShapesDataset of ``count`` images."""
+def _frame_size(rng: np.random.Generator, height: int, width: int, max_aspect: float) -> Tuple[int, int]:
+    """(h, w): ``height`` x ``width``, or with max_aspect > 1 a frame of about that area
+    whose aspect ratio h/w is log-uniform in [1/max_aspect, max_aspect]."""
+    if max_aspect <= 1:
+        return height, width
+    aspect = math.exp(rng.uniform(-math.log(max_aspect), math.log(max_aspect)))
+    area = height * width
+    return max(16, int(round(math.sqrt(area * aspect)))), max(16, int(round(math.sqrt(area / aspect))))
+
+
+def shapes_dataset(count: int, height: int = 128, width: int = 128, seed: int = 0,
+                   style: ShapesStyle = ShapesStyle()) -> ShapesDataset:
+    """A prepared ShapesDataset of ``count`` images (``style``: see ShapesStyle)."""
     dataset = ShapesDataset()
-    dataset.load_shapes(count, height, width, seed=seed)
+    dataset.load_shapes(count, height, width, seed=seed, style=style)
     dataset.prepare()
     return dataset
 
@@ -156,20 +203,23 @@ def _bounce(position: float, low: float, high: float) -> float:
     return low + (phase if phase <= span else 2 * span - phase)
 
 
-def random_image_spec(rng: np.random.Generator, height: int, width: int):
-    """Background colour and 1-4 shapes (name, colour, (cy, cx, size)); shapes whose
-    boxes overlap a kept one by IoU > 0.3 are dropped, as Matterport does."""
+def random_image_spec(rng: np.random.Generator, height: int, width: int, style: ShapesStyle = ShapesStyle()):
+    """Background colour and 1-``style.max_shapes`` shapes (name, colour, (cy, cx, size));
+    shapes whose boxes overlap a kept one by IoU > ``style.max_overlap`` are dropped, as
+    Matterport does (0.3)."""
     background = tuple(int(v) for v in rng.integers(0, 256, 3))
     shapes, boxes = [], []
     min_side = min(height, width)
-    for _ in range(int(rng.integers(1, 5))):
+    low, high = style.size_divisors
+    for _ in range(int(rng.integers(1, style.max_shapes + 1))):
         name = SHAPE_NAMES[int(rng.integers(0, 3))]
         color = tuple(int(v) for v in rng.integers(0, 256, 3))
-        size = int(rng.integers(max(4, min_side // 16), max(5, min_side // 4)))
+        size = int(rng.integers(max(4, min_side // low), max(5, min_side // high)))
         cy = int(rng.integers(size, max(size + 1, height - size)))
         cx = int(rng.integers(size, max(size + 1, width - size)))
         box = np.array([cy - size, cx - size, cy + size, cx + size], np.float64)
-        if boxes and box_iou(torch.from_numpy(box[None]), torch.from_numpy(np.array(boxes))).max() > 0.3:
+        overlap = box_iou(torch.from_numpy(box[None]), torch.from_numpy(np.array(boxes))).max() if boxes else 0
+        if overlap > style.max_overlap:
             continue
         boxes.append(box)
         shapes.append((name, color, (cy, cx, size)))

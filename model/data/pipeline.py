@@ -12,7 +12,7 @@ sees exactly the same data as an uninterrupted one.
 from __future__ import annotations
 
 import logging
-from typing import Callable, NamedTuple, Optional, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -20,15 +20,13 @@ import torch
 from model.anchors import pixel_anchors
 from model.boxes import box_iou, box_refinement
 from model.config import Config
+from model.data.augment import Augmentation, as_augmentation
 from model.data.dataset import Dataset
 from runtime.image import ImageError
 from runtime.molding import mold_image, resize_image
 from runtime.resize import resize_bilinear, zoom_nearest
 
 log = logging.getLogger(__name__)
-
-# augmentation(image uint8 [H,W,3], masks bool [H,W,N], rng) -> (image, masks), same shapes
-Augmentation = Callable[[np.ndarray, np.ndarray, np.random.Generator], Tuple[np.ndarray, np.ndarray]]
 
 
 class DataError(ValueError):
@@ -178,18 +176,21 @@ def epoch_order(num_images: int, count: int, seed: int, epoch: int) -> np.ndarra
 class TrainingData(torch.utils.data.Dataset):
     """Map-style dataset over one epoch's shuffled positions (``set_epoch`` first).
 
+    ``augmentation``: a policy name (model.data.augment.POLICIES), an Augmentation
+    callable or an imgaug augmenter; applied after the ``flip``.
+
     An image that fails to load or has no instances is skipped (with a warning naming
     it when it fails) and the next image id takes its place; nothing stops an epoch.
     """
 
     def __init__(self, dataset: Dataset, config: Config, seed: int = 0, samples_per_epoch: int = 0,
-                 flip: bool = True, augmentation: Optional[Augmentation] = None):
+                 flip: bool = True, augmentation=None):
         if config.IMAGE_RESIZE_MODE not in ("square", "crop"):
             raise ValueError('training needs IMAGE_RESIZE_MODE "square" or "crop" (one image size per batch)')
         if len(dataset.image_ids) == 0:
             raise DataError("the dataset has no images")
         self.dataset, self.config, self.seed = dataset, config, seed
-        self.flip, self.augmentation = flip, augmentation
+        self.flip, self.augmentation = flip, as_augmentation(augmentation)
         self.samples = samples_per_epoch or len(dataset.image_ids)
         self.anchors = pixel_anchors(config.IMAGE_SHAPE[:2], config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
                                      config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE)

@@ -25,7 +25,7 @@ from torch import nn
 from model.backbone import BatchNorm
 from model.boxes import norm_boxes
 from model.data.dataset import Dataset
-from model.data.pipeline import Augmentation, TrainingData, TrainingSample
+from model.data.pipeline import TrainingData, TrainingSample
 from model.ops.roi_align import pyramid_roi_align
 from model.rpn import RPNOutput, propose
 from model.training import distributed as dist_utils
@@ -244,7 +244,7 @@ def total_loss(terms: LossTerms, config, trainable) -> torch.Tensor:
 
 
 def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], learning_rate: float,
-                epochs: int, layers: str = "heads", augmentation: Optional[Augmentation] = None,
+                epochs: int, layers: str = "heads", augmentation=None,
                 flip: bool = True, log_dir: str = "logs", run: Optional[TrainingRun] = None, seed: int = 0,
                 workers: int = 0, class_names: Optional[List[str]] = None, progress: bool = True,
                 on_step=None, calibrate_bn_steps: int = 0, clip_per_tensor: bool = False,
@@ -252,7 +252,9 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     """Train ``model`` from ``run.epoch`` (0 for a new run) up to ``epochs``.
 
     layers: "heads", "3+", "4+", "5+", "all" or a regex of Keras layer names.
-    augmentation(image, masks, rng) -> (image, masks) is applied after the flip.
+    augmentation: a policy name ("none", "flip", "default"; it then decides the flip too
+    and ``flip`` is ignored), an Augmentation callable (image, masks, rng) -> (image,
+    masks) or an imgaug augmenter (both applied after the ``flip``); see model.data.augment.
     on_step(epoch, step, losses) is called after every step (tests use it).
     calibrate_bn_steps > 0 sets the BatchNorm statistics from that many batches before
     the first step of a new run (see calibrate_batchnorm).
@@ -264,6 +266,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     default memory format.
     """
     config = model.config
+    if isinstance(augmentation, str):
+        flip = False  # the named policy includes its own flip
     context = dist_utils.setup()
     run = run or TrainingRun(run_dir=new_run_dir(log_dir, config.NAME or "mrcnn"))
     model.to(context.device, memory_format=torch.channels_last)

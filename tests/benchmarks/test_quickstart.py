@@ -1,6 +1,6 @@
 """The quickstart's own logic (the whole run is CI's, after the tests)."""
 
-from benchmarks import quickstart
+from benchmarks import common, quickstart
 
 
 def test_help_and_bf16_probe(capsys):
@@ -10,4 +10,4 @@ def test_help_and_bf16_probe(capsys):
         assert exc.code == 0
     out = capsys.readouterr().out
     assert "--train-minutes" in out and "--max-int8-drop" in out
-    assert isinstance(quickstart.has_bf16(), bool)
+    assert isinstance(common.has_bf16(), bool)

@@ -1,0 +1,187 @@
+"""An out-of-distribution shapes set, written once as PNG files and a COCO instances JSON.
+
+    python -m benchmarks.shapes_ood                         # 200 images -> benchmarks/artifacts/shapes_ood/
+    python -m benchmarks.shapes_ood --count 50 --out /tmp/ood
+    python -m model.evaluate --dataset coco --data benchmarks/artifacts/shapes_ood/instances.json \\
+        --weights benchmarks/artifacts/shapes_r50.pt          # score a shapes model on it
+
+The same three classes as ShapesDataset (square, circle, triangle; category ids 1-3),
+drawn by another routine so that a model which learned one generator's look fails here:
+- non-square frames (aspect ratio up to 1.8, long side 128-192 pixels);
+- textured backgrounds (stripes, checkerboard, blotches, gradients) plus pixel noise;
+- squares and triangles tilted by up to 15 degrees, anti-aliased edges (drawn 4x larger,
+  then averaged);
+- smaller objects (half-size side/20 to side/5) and more of them (2-7), boxes
+  overlapping up to IoU 0.6; later shapes occlude earlier ones.
+Masks are the pixels at least half covered by the visible part of a shape; a shape
+less than a third visible (or under 12 pixels) stays drawn but is marked ``iscrowd``,
+so COCO AP neither demands nor penalises a detection of it.
+Deterministic for --seed: the same command writes the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from typing import List, Tuple
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from model.data.coco import mask_to_bbox, rle_encode
+from model.data.dataset import SHAPE_NAMES
+from runtime.files import write_text_atomic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_DIR = os.path.join(HERE, "artifacts", "shapes_ood")
+SUPERSAMPLE = 4
+VERSION = 1  # bump when the drawing changes: the folder is regenerated
+
+
+def render(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One image: RGB uint8 [h,w,3], visible masks bool [h,w,N], class ids int32 [N]
+    (1 square, 2 circle, 3 triangle) and ``hidden`` bool [N] (mostly occluded)."""
+    long_side = int(rng.integers(128, 193))
+    aspect = math.exp(rng.uniform(0, math.log(1.8)))
+    short_side = max(48, int(round(long_side / aspect)))
+    height, width = (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
+    pixels = background(rng, height, width)
+    min_side = min(height, width)
+    specs, boxes = [], []
+    for _ in range(int(rng.integers(2, 8))):
+        size = rng.uniform(min_side / 20, min_side / 5)
+        cy, cx = rng.uniform(size, height - size), rng.uniform(size, width - size)
+        box = np.array([cy - size, cx - size, cy + size, cx + size])
+        if boxes and _iou(box, np.array(boxes)).max() > 0.6:
+            continue
+        boxes.append(box)
+        tilt = math.radians(rng.uniform(-15, 15))
+        specs.append((int(rng.integers(0, 3)), cy, cx, size, tilt, _color(rng, pixels)))
+    coverage = [_coverage(kind, cy, cx, size, angle, height, width) for kind, cy, cx, size, angle, _ in specs]
+    for (*_, color), alpha in zip(specs, coverage):  # anti-aliased compositing, in order
+        pixels = pixels * (1 - alpha[:, :, None]) + np.asarray(color, np.float32) * alpha[:, :, None]
+    pixels += rng.uniform(3, 15) * rng.standard_normal(pixels.shape).astype(np.float32)
+    image = np.clip(np.around(pixels), 0, 255).astype(np.uint8)
+    masks, hidden = _visible_masks(coverage)
+    class_ids = np.array([kind + 1 for kind, *_ in specs], np.int32)
+    return image, masks, class_ids, hidden
+
+
+def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """float32 [h,w,3] texture: stripes, checkerboard, blotches or a gradient of two colours."""
+    a, b = rng.integers(0, 256, (2, 3)).astype(np.float32)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    kind = int(rng.integers(0, 4))
+    if kind == 0:  # stripes at an angle
+        angle, period = rng.uniform(0, math.pi), rng.uniform(6, 24)
+        t = (np.sin((y * math.sin(angle) + x * math.cos(angle)) * 2 * math.pi / period) > 0).astype(np.float32)
+    elif kind == 1:  # checkerboard
+        period = rng.uniform(8, 28)
+        t = ((np.floor(y / period) + np.floor(x / period)) % 2).astype(np.float32)
+    elif kind == 2:  # blotches: a coarse random grid, smoothly upsampled
+        grid = rng.random((5, 5)).astype(np.float32)
+        t = np.asarray(Image.fromarray(grid).resize((width, height), Image.BICUBIC), np.float32).clip(0, 1)
+    else:  # linear gradient
+        angle = rng.uniform(0, 2 * math.pi)
+        t = y * math.sin(angle) + x * math.cos(angle)
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+    t = t * rng.uniform(0.3, 1.0)  # texture contrast
+    return a * (1 - t[:, :, None]) + b * t[:, :, None]
+
+
+def _color(rng: np.random.Generator, pixels: np.ndarray) -> Tuple[int, int, int]:
+    """A random colour at least 60 (Euclidean, 0-255) from the background's mean."""
+    mean = pixels.reshape(-1, 3).mean(axis=0)  # [3]
+    for _ in range(20):
+        color = rng.integers(0, 256, 3)
+        if np.linalg.norm(color - mean) >= 60:
+            break
+    return tuple(int(v) for v in color)
+
+
+def _coverage(kind: int, cy: float, cx: float, size: float, angle: float, height: int, width: int) -> np.ndarray:
+    """float32 [h,w] fraction of each pixel covered by the shape, drawn SUPERSAMPLE x larger."""
+    s = SUPERSAMPLE
+    canvas = Image.new("L", (width * s, height * s), 0)
+    draw = ImageDraw.Draw(canvas)
+    if SHAPE_NAMES[kind] == "circle":
+        draw.ellipse([(cx - size) * s, (cy - size) * s, (cx + size) * s, (cy + size) * s], fill=255)
+    else:
+        corners = 4 if SHAPE_NAMES[kind] == "square" else 3
+        radius = size * (math.sqrt(2) if corners == 4 else 1.0)  # squares: half-side = size
+        start = math.pi / 4 if corners == 4 else -math.pi / 2  # tilt 0: axis-aligned square, apex-up triangle
+        points = [((cx + radius * math.cos(start + angle + 2 * math.pi * k / corners)) * s,
+                   (cy + radius * math.sin(start + angle + 2 * math.pi * k / corners)) * s) for k in range(corners)]
+        draw.polygon(points, fill=255)
+    big = np.asarray(canvas, np.float32) / 255  # [h*s,w*s]
+    return big.reshape(height, s, width, s).mean(axis=(1, 3))  # [h,w]
+
+
+def _visible_masks(coverage: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """bool [h,w,N] visible masks (later shapes on top) and bool [N] mostly hidden."""
+    height, width = coverage[0].shape
+    masks = np.zeros((height, width, len(coverage)), bool)
+    hidden = np.zeros(len(coverage), bool)
+    free = np.ones((height, width), bool)
+    for i in range(len(coverage) - 1, -1, -1):
+        full = coverage[i] >= 0.5
+        masks[:, :, i] = full & free
+        free &= ~full
+        visible = masks[:, :, i].sum()
+        hidden[i] = visible < 12 or visible < full.sum() / 3
+    return masks, hidden
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    y1, x1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    y2, x2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / (area(box) + area(boxes) - inter)
+
+
+def write_set(folder: str, count: int = 200, seed: int = 7) -> str:
+    """Write ``count`` images and ``instances.json`` under ``folder`` (kept when a set of
+    the same version, count and seed is already there); returns the JSON path."""
+    json_path = os.path.join(folder, "instances.json")
+    stamp = {"generator": "benchmarks.shapes_ood", "version": VERSION, "count": count, "seed": seed}
+    if os.path.isfile(json_path):
+        with open(json_path) as f:
+            if json.load(f).get("info") == stamp:
+                return json_path
+    os.makedirs(folder, exist_ok=True)
+    images, annotations = [], []
+    for image_id in range(count):
+        image, masks, class_ids, hidden = render(np.random.default_rng([seed, image_id]))
+        name = f"{image_id:04d}.png"
+        Image.fromarray(image).save(os.path.join(folder, name))
+        images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
+        for i in np.nonzero(masks.any(axis=(0, 1)))[0]:
+            mask = masks[:, :, i]
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": int(class_ids[i]), "segmentation": rle_encode(mask),
+                                "area": float(mask.sum()), "bbox": mask_to_bbox(mask), "iscrowd": int(hidden[i])})
+    categories = [{"id": i, "name": name} for i, name in enumerate(SHAPE_NAMES, start=1)]
+    write_text_atomic(json_path, json.dumps({"info": stamp, "images": images, "annotations": annotations,
+                                             "categories": categories}))
+    return json_path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.shapes_ood", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=DEFAULT_DIR, help="folder for the PNGs and instances.json")
+    parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    json_path = write_set(args.out, args.count, args.seed)
+    print(f"wrote {args.count} images and {json_path}")
+    print(f"next: python -m model.evaluate --dataset coco --data {json_path} --weights WEIGHTS.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
