@@ -9,7 +9,8 @@
 The figure set (PNGs and an index.html linking them): detections, anchors (with their
 training labels where the image has ground truth), proposals before and after NMS, the
 second stage's box refinement, the raw and pasted masks, layer activations and weight
-histograms; with --compare, each exported model beside PyTorch on the same image, with
+histograms, and (for the generated image) a batch of its training samples under
+--augment; with --compare, each exported model beside PyTorch on the same image, with
 per-instance mask IoU, box shift and score change.
 """
 
@@ -95,8 +96,10 @@ def draw_comparison(inspection, comparisons: Sequence[BackendComparison], path: 
 
 
 def write_figures(model, class_names: List[str], image: np.ndarray, out: str, ground_truth=None,
-                  weights_path: Optional[str] = None, compare: Sequence[str] = ()) -> List[str]:
-    """Write the figure set for ``image`` into ``out``; returns the PNG paths (index.html beside them)."""
+                  weights_path: Optional[str] = None, compare: Sequence[str] = (),
+                  augmented: Sequence = ()) -> List[str]:
+    """Write the figure set for ``image`` into ``out``; returns the PNG paths (index.html beside them).
+    ``augmented``: training samples of the image under an augmentation policy (drawn as a batch)."""
     from model.inspection import figures
     from model.inspection.stages import inspect_image
     from model.inspection.weight_stats import tensor_stat
@@ -106,6 +109,9 @@ def write_figures(model, class_names: List[str], image: np.ndarray, out: str, gr
     written = [("training sample", figures.draw_training_sample(ground_truth.sample, os.path.join(out, "data.png"),
                                                                 class_names))] \
         if ground_truth is not None and ground_truth.sample is not None else []
+    if augmented:
+        written.append(("augmentation", figures.draw_augmented_batch(augmented, os.path.join(out, "augmented.png"),
+                                                                    class_names)))
     written += [
         ("detections", figures.draw_detections(inspection, os.path.join(out, "detections.png"), class_names)),
         ("anchors", figures.draw_anchors(inspection, os.path.join(out, "anchors.png"))),
@@ -168,13 +174,15 @@ def main(argv=None) -> int:
     parser.add_argument("--compare", default="", help="comma-separated exported models (.onnx) to draw beside PyTorch")
     parser.add_argument("--out", default="inspect", help="folder for the PNGs and index.html")
     parser.add_argument("--seed", type=int, default=3, help="seed of the generated shapes image")
+    parser.add_argument("--augment", default="default", choices=("none", "flip", "default"),
+                        help="policy drawn on the generated image's training samples (augmented.png)")
     args = parser.parse_args(argv)
     try:
         from model.detect import load_any
-        from model.inspection.stages import dataset_ground_truth
+        from model.inspection.stages import augmented_samples, dataset_ground_truth
 
         model, class_names = load_any(args.weights, args.config)
-        ground_truth = None
+        ground_truth, augmented = None, []
         if args.image:
             image = load_image(args.image)
         else:
@@ -184,8 +192,9 @@ def main(argv=None) -> int:
             dataset = shapes_dataset(1, side, side, args.seed)
             image = dataset.load_image(0)
             ground_truth = dataset_ground_truth(model, dataset, 0)
+            augmented = augmented_samples(dataset, model.config, 0, args.augment)
         compare = [p for p in args.compare.split(",") if p]
-        paths = write_figures(model, class_names, image, args.out, ground_truth, args.weights, compare)
+        paths = write_figures(model, class_names, image, args.out, ground_truth, args.weights, compare, augmented)
     except (WeightsError, ConfigError, ImageError, ModelFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

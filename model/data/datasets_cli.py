@@ -1,6 +1,7 @@
 """Opening datasets from the command line (shared by model.train and model.evaluate).
 
---dataset shapes            synthetic shapes, generated (train seed 1, val seed 2)
+--dataset shapes            synthetic shapes, generated (train seed 1, val seed 2);
+                            --shapes-style wide for a wider variety (ShapesStyle WIDE_SHAPES)
 --dataset coco --data DIR   Matterport's layout: DIR/annotations/instances_<subset><year>.json
                             and DIR/<subset><year>/ images
 --dataset coco --data F.json [--images DIR]   any COCO-format instances file
@@ -15,7 +16,7 @@ import importlib
 import os
 
 from model.data.coco import CocoDataset, DatasetError
-from model.data.dataset import Dataset, shapes_dataset
+from model.data.dataset import WIDE_SHAPES, Dataset, ShapesStyle, shapes_dataset
 
 SHAPES_SEEDS = {"train": 1, "val": 2}
 
@@ -28,6 +29,9 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--year", default="2017", help="COCO year in Matterport's layout (default 2017)")
     parser.add_argument("--shapes-count", type=int, default=0,
                         help="images in the generated shapes set (default: 500 train, 100 val)")
+    parser.add_argument("--shapes-style", choices=("standard", "wide"), default="standard",
+                        help="standard: Matterport's toy set; wide: non-square frames, gradient and noisy "
+                             "backgrounds, 1-6 smaller, more overlapping shapes (model.data.dataset.WIDE_SHAPES)")
 
 
 def open_dataset(args, subset: str, model_config) -> Dataset:
@@ -38,7 +42,8 @@ def open_dataset(args, subset: str, model_config) -> Dataset:
     if args.dataset == "shapes":
         count = args.shapes_count or (500 if subset == "train" else 100)
         side = model_config.IMAGE_SHAPE[0]
-        dataset = shapes_dataset(count, side, side, seed=SHAPES_SEEDS[subset])  # prepared
+        style = WIDE_SHAPES if args.shapes_style == "wide" else ShapesStyle()
+        dataset = shapes_dataset(count, side, side, seed=SHAPES_SEEDS[subset], style=style)  # prepared
     elif args.dataset == "coco":
         dataset = CocoDataset()
         json_path, image_dir = _coco_paths(args, subset)

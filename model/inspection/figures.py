@@ -81,6 +81,26 @@ def draw_training_sample(targets, path: str, class_names: Sequence[str], limit: 
     return _save(fig, path)
 
 
+def draw_augmented_batch(samples, path: str, class_names: Sequence[str], columns: int = 4) -> str:
+    """A batch of model.data.pipeline.ImageTargets with full-size masks (stages.augmented_samples):
+    each augmented image with its masks tinted and the boxes computed from them."""
+    plt = _pyplot()
+    rows = -(-len(samples) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
+    palette = colours(len(class_names))
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, t in zip(axes.ravel(), samples):
+        tinted = t.image.astype(np.float32)  # [H,W,3]
+        for i, class_id in enumerate(t.class_ids):
+            colour = np.asarray(palette[abs(int(class_id)) % len(palette)], np.float32) * 255
+            tinted[t.masks[:, :, i]] = 0.5 * tinted[t.masks[:, :, i]] + 0.5 * colour
+            _boxes(ax, t.boxes[i], palette[abs(int(class_id)) % len(palette)], width=1.2)
+        ax.imshow(np.clip(tinted, 0, 255).astype(np.uint8))
+        ax.set_title(f"{len(t.class_ids)} instances", fontsize=8)
+    return _save(fig, path)
+
+
 def draw_anchors(inspection, path: str, negatives: int = 30) -> str:
     """Positive anchors (green, dotted) with their RPN refinement (solid), a sample of
     negative anchors (red) and the ground truth (white); without ground truth, the 30

@@ -10,8 +10,9 @@ field says otherwise; ``detections`` is in the original image's pixels, exactly 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -137,6 +138,19 @@ def dataset_ground_truth(model, dataset, image_id: int, seed: int = 0) -> Ground
     anchors = model.anchors((height, width)) * np.array([height, width, height, width])
     match, _ = build_rpn_targets(anchors, targets.class_ids, targets.boxes, config, np.random.default_rng(seed))
     return GroundTruth(targets.boxes, targets.class_ids, match, targets)
+
+
+def augmented_samples(dataset, config, image_id: int, augmentation="default", count: int = 8,
+                      seed: int = 0) -> List[ImageTargets]:
+    """``count`` draws of what training gets of one image under ``augmentation`` (a policy
+    name, an Augmentation or an imgaug augmenter; model.data.augment): molded, augmented,
+    boxes from the masks, full-size masks [H,W,N] (no mini masks) so they can be drawn."""
+    from model.data.augment import as_augmentation
+
+    augment = as_augmentation(augmentation)
+    full = dataclasses.replace(config, USE_MINI_MASK=False)
+    return [load_image_targets(dataset, full, image_id, np.random.default_rng([seed, i]), flip=False,
+                               augmentation=augment) for i in range(count)]
 
 
 def _unmean(molded: np.ndarray, mean_pixel) -> np.ndarray:

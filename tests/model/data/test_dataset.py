@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.data.dataset import Dataset, shapes_dataset
+from model.data.dataset import WIDE_SHAPES, Dataset, ShapesStyle, shapes_dataset
 
 
 def test_classes_from_two_sources():
@@ -47,3 +47,34 @@ def test_shape_masks_match_the_drawn_pixels():
         for mask in masks.transpose(2, 0, 1):
             shown = np.unique(image[mask], axis=0)
             assert len(shown) == 1 and tuple(shown[0]) in colors  # one shape's colour, all of it
+
+
+def test_default_style_is_matterports_set():
+    """The style option draws nothing differently by default (a fixed checksum of seed 1)."""
+    d = shapes_dataset(3, 128, 128, seed=1, style=ShapesStyle())
+    assert int(d.load_image(0).sum()) == 7120106 and list(d.load_mask(0)[1]) == [1, 2, 1, 1]
+    assert all("noise" not in info and "gradient" not in info for info in d.image_info)
+
+
+def test_wide_style_draws_a_wider_variety():
+    d = shapes_dataset(60, 128, 128, seed=2, style=WIDE_SHAPES)
+    again = shapes_dataset(60, 128, 128, seed=2, style=WIDE_SHAPES)
+    frames = {(info["height"], info["width"]) for info in d.image_info}
+    assert len(frames) > 10 and any(h != w for h, w in frames)
+    assert max(len(info["shapes"]) for info in d.image_info) > 4
+    assert 10 < sum("gradient" in info for info in d.image_info) < 50
+    sizes = [dims[2] for info in d.image_info for _, _, dims in info["shapes"]]
+    assert min(sizes) < 128 // 16  # smaller than the standard set draws
+    for i in range(10):
+        image = d.load_image(i)
+        masks, class_ids = d.load_mask(i)
+        np.testing.assert_array_equal(image, again.load_image(i))  # the noise is seeded too
+        assert image.shape[:2] == masks.shape[:2] == (d.image_info[i]["height"], d.image_info[i]["width"])
+        assert masks.shape[-1] == len(class_ids) and masks.any(axis=(0, 1)).all()
+        assert not (masks.sum(axis=-1) > 1).any()  # occlusion: a pixel belongs to one instance
+        sigma = d.image_info[i]["noise"][0]
+        for k in range(masks.shape[-1]):  # each mask lies on its shape's colour, up to the noise
+            color = [c for (name, c, _) in d.image_info[i]["shapes"]
+                     if d.class_names.index(name) == class_ids[k]]
+            pixels = image[masks[:, :, k]].astype(float)
+            assert min(np.abs(np.median(pixels, axis=0) - c).max() for c in color) <= 2 + sigma

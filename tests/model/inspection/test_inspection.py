@@ -99,7 +99,8 @@ def test_cli_writes_every_figure(synthetic_model, tiny_exports, tmp_path, capsys
     save_checkpoint(weights, synthetic_model, ["BG", "a", "b"])
     out = tmp_path / "inspect"
     assert inspect_cli.main(["--weights", str(weights), "--out", str(out), "--compare", tiny_exports["onnx"]]) == 0
-    names = ["data", "detections", "anchors", "proposals", "refinement", "masks", "activations", "weights", "backends"]
+    names = ["data", "augmented", "detections", "anchors", "proposals", "refinement", "masks", "activations",
+             "weights", "backends"]
     for name in names:
         png = out / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000, name
@@ -121,3 +122,19 @@ def test_backend_comparison_of_an_identical_export(synthetic_model, tiny_exports
     assert np.nanmin(comparison.mask_iou) > 0.98 and np.nanmax(comparison.box_shift) <= 1
     assert np.nanmax(np.abs(comparison.score_change)) < 1e-4
     assert os.path.basename(comparison.model_path) == os.path.basename(tiny_exports["onnx"])
+
+
+def test_augmented_samples_are_drawn_with_their_boxes(synthetic_model, tmp_path):
+    from model.data.pipeline import extract_bboxes
+    from model.inspection import figures
+    from model.inspection.stages import augmented_samples
+
+    side = synthetic_model.config.IMAGE_MAX_DIM
+    dataset = shapes_dataset(2, side, side, seed=3)
+    samples = augmented_samples(dataset, synthetic_model.config, 1, "default", count=6)
+    assert len(samples) == 6 and len({s.image.tobytes() for s in samples}) == 6  # six different draws
+    for sample in samples:
+        assert sample.masks.shape[:2] == sample.image.shape[:2]  # full-size masks, not mini masks
+        assert np.array_equal(extract_bboxes(sample.masks), sample.boxes)
+    path = figures.draw_augmented_batch(samples, str(tmp_path / "augmented.png"), dataset.class_names)
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,7 @@ import torch.multiprocessing as mp
 from model import train as train_cli
 from model.config import Config
 from model.configs import ShapesConfig
-from model.data.dataset import shapes_dataset
+from model.data.dataset import WIDE_SHAPES, shapes_dataset
 from model.data.pipeline import TrainingData
 from model.maskrcnn import MaskRCNN
 from model.training import distributed as dist_utils
@@ -99,10 +99,12 @@ class Interrupt(Exception):
 
 
 def test_resume_after_an_interrupted_epoch_reproduces_the_run(tiny_config, tmp_path):
+    """With every augmentation on (the default policy) and the wide shapes variety."""
     config = training_config(tiny_config, NUM_CLASSES=4)
-    data, val = shapes(6), shapes(2, seed=9)
+    data, val = shapes_dataset(6, 128, 128, 1, WIDE_SHAPES), shapes(2, seed=9)
+    common = dict(layers="all", progress=False, augmentation="default")
     straight = new_model(config)
-    train_model(straight, data, val, 0.01, 2, layers="all", log_dir=str(tmp_path / "a"), progress=False)
+    train_model(straight, data, val, 0.01, 2, log_dir=str(tmp_path / "a"), **common)
 
     killed = new_model(config)
 
@@ -111,14 +113,13 @@ def test_resume_after_an_interrupted_epoch_reproduces_the_run(tiny_config, tmp_p
             raise Interrupt  # killed in the middle of the second epoch
 
     with pytest.raises(Interrupt):
-        train_model(killed, data, val, 0.01, 2, layers="all", log_dir=str(tmp_path / "b"), progress=False,
-                    on_step=stop)
+        train_model(killed, data, val, 0.01, 2, log_dir=str(tmp_path / "b"), on_step=stop, **common)
     last = find_last(str(tmp_path / "b"), config.NAME)
     assert last.endswith("_0001.pt") and not [f for f in os.listdir(os.path.dirname(last)) if f.endswith(".tmp")]
     resumed = new_model(config, seed=123)  # different init: everything must come from the checkpoint
     run = resume(resumed, last)
     assert isinstance(run, TrainingRun) and run.epoch == 1
-    train_model(resumed, data, val, 0.01, 2, layers="all", run=run, progress=False)
+    train_model(resumed, data, val, 0.01, 2, run=run, **common)
     for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert len(run.history) == 2 and "val_loss" in run.history[-1]
@@ -167,7 +168,7 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     args = ["--dataset", "shapes", "--shapes-count", "4", "--steps-per-epoch", "1", "--log-dir", str(tmp_path),
             "--workers", "0", "--layers", "heads", "--config", str(tmp_path / "config.json"),
-            "--batch-renorm", "--precision", "bf16"]
+            "--batch-renorm", "--precision", "bf16", "--augment", "default", "--shapes-style", "wide"]
     assert train_cli.main(args + ["--epochs", "1"]) == 0
     assert "next: python -m model.evaluate" in capsys.readouterr().out
     assert train_cli.main(args + ["--epochs", "2", "--init", "last"]) == 0
