@@ -29,10 +29,12 @@ import sys
 from typing import List, Tuple
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw
 
+from model.boxes import box_iou
 from model.data.coco import mask_to_bbox, rle_encode
-from model.data.dataset import SHAPE_NAMES
+from model.data.dataset import SHAPE_NAMES, linear_ramp
 from runtime.files import write_text_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -49,17 +51,18 @@ def render(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray
     short_side = max(48, int(round(long_side / aspect)))
     height, width = (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
     pixels = background(rng, height, width)
+    background_mean = pixels.reshape(-1, 3).mean(axis=0)  # [3]
     min_side = min(height, width)
     specs, boxes = [], []
     for _ in range(int(rng.integers(2, 8))):
         size = rng.uniform(min_side / 20, min_side / 5)
         cy, cx = rng.uniform(size, height - size), rng.uniform(size, width - size)
         box = np.array([cy - size, cx - size, cy + size, cx + size])
-        if boxes and _iou(box, np.array(boxes)).max() > 0.6:
+        if boxes and box_iou(torch.from_numpy(box[None]), torch.from_numpy(np.array(boxes))).max() > 0.6:
             continue
         boxes.append(box)
         tilt = math.radians(rng.uniform(-15, 15))
-        specs.append((int(rng.integers(0, 3)), cy, cx, size, tilt, _color(rng, pixels)))
+        specs.append((int(rng.integers(0, 3)), cy, cx, size, tilt, _color(rng, background_mean)))
     coverage = [_coverage(kind, cy, cx, size, angle, height, width) for kind, cy, cx, size, angle, _ in specs]
     for (*_, color), alpha in zip(specs, coverage):  # anti-aliased compositing, in order
         pixels = pixels * (1 - alpha[:, :, None]) + np.asarray(color, np.float32) * alpha[:, :, None]
@@ -85,16 +88,13 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         grid = rng.random((5, 5)).astype(np.float32)
         t = np.asarray(Image.fromarray(grid).resize((width, height), Image.BICUBIC), np.float32).clip(0, 1)
     else:  # linear gradient
-        angle = rng.uniform(0, 2 * math.pi)
-        t = y * math.sin(angle) + x * math.cos(angle)
-        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+        t = linear_ramp(height, width, rng.uniform(0, 2 * math.pi))
     t = t * rng.uniform(0.3, 1.0)  # texture contrast
     return a * (1 - t[:, :, None]) + b * t[:, :, None]
 
 
-def _color(rng: np.random.Generator, pixels: np.ndarray) -> Tuple[int, int, int]:
-    """A random colour at least 60 (Euclidean, 0-255) from the background's mean."""
-    mean = pixels.reshape(-1, 3).mean(axis=0)  # [3]
+def _color(rng: np.random.Generator, mean: np.ndarray) -> Tuple[int, int, int]:
+    """A random colour at least 60 (Euclidean, 0-255) from the background's ``mean`` [3]."""
     for _ in range(20):
         color = rng.integers(0, 256, 3)
         if np.linalg.norm(color - mean) >= 60:
@@ -133,14 +133,6 @@ def _visible_masks(coverage: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
         visible = masks[:, :, i].sum()
         hidden[i] = visible < 12 or visible < full.sum() / 3
     return masks, hidden
-
-
-def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    y1, x1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
-    y2, x2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter)
 
 
 def write_set(folder: str, count: int = 200, seed: int = 7) -> str:

@@ -138,9 +138,7 @@ class ShapesDataset(Dataset):
         pixels[:] = info["bg_color"]
         if "gradient" in info:  # the background colour blends into a second one along a direction
             color, angle = info["gradient"]
-            y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-            t = y * math.sin(angle) + x * math.cos(angle)
-            t = ((t - t.min()) / max(float(t.max() - t.min()), 1e-6))[:, :, None]  # [h,w,1] in [0,1]
+            t = linear_ramp(height, width, angle)[:, :, None]  # [h,w,1]
             pixels = pixels * (1 - t) + np.asarray(color, np.float32) * t
         for name, color, dims in info["shapes"]:
             pixels[shape_mask(name, dims, height, width)] = color
@@ -160,6 +158,14 @@ class ShapesDataset(Dataset):
         keep = masks.any(axis=(0, 1))  # fully hidden shapes are not instances
         class_ids = np.array([self.class_names.index(s[0]) for s in info["shapes"]], np.int32)
         return masks[:, :, keep], class_ids[keep]
+
+
+def linear_ramp(height: int, width: int, angle: float) -> np.ndarray:
+    """float32 [h,w] rising linearly from 0 to 1 along the direction ``angle`` (radians,
+    0 = left to right)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    t = y * math.sin(angle) + x * math.cos(angle)
+    return (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
 
 
 def _frame_size(rng: np.random.Generator, height: int, width: int, max_aspect: float) -> Tuple[int, int]:
