@@ -33,6 +33,7 @@ from model.training.loop import (
     batch_loader,
     decayed_parameters,
     sample_to_device,
+    to_training_layout,
     training_step,
 )
 
@@ -41,7 +42,8 @@ RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 def step_timer(config, batches, precision: str, runs: int, warmup: int):
     torch.manual_seed(0)
-    model = MaskRCNN(config).train(True).to(memory_format=torch.channels_last)
+    model = MaskRCNN(config).train(True)
+    to_training_layout(model, "cpu")
     wrapped = TrainingModel(model, precision)
     parameters = list(model.parameters())
     decayed = decayed_parameters(model)

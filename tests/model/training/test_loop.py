@@ -24,6 +24,7 @@ from model.training.loop import (
     resume,
     sample_to_device,
     set_trainable,
+    to_training_layout,
     train_model,
 )
 from model.weights.checkpoint import load_checkpoint
@@ -79,6 +80,21 @@ def test_bf16_losses_follow_fp32(tiny_config, tmp_path):
     assert all(p.dtype == torch.float32 and p.is_contiguous() for p in model.parameters())
     with pytest.raises(ValueError, match="precision"):
         TrainingModel(model, "fp16")
+
+
+def test_training_layout_is_channels_last_but_the_box_head_gemm(tiny_model):
+    """Convolutions go channels-last; the box head's dense 7x7 weight stays contiguous, so
+    its flatten is a view (no copy of the largest weight per step), and the head computes the same."""
+    config = tiny_model.config
+    model = new_model(config).eval()
+    pooled = torch.randn(1, 3, config.TOP_DOWN_PYRAMID_SIZE, config.POOL_SIZE, config.POOL_SIZE)
+    expected = model.box_head(pooled).class_logits
+    to_training_layout(model, "cpu")
+    assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not model.backbone.conv1.weight.is_contiguous()
+    weight = model.box_head.mrcnn_class_conv1.weight
+    assert weight.is_contiguous() and weight.flatten(1).data_ptr() == weight.data_ptr()
+    torch.testing.assert_close(model.box_head(pooled).class_logits, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_layer_selection(tiny_model):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from model.training.losses import (
+    add_l2_gradient,
     l2_regularization,
     mrcnn_bbox_loss,
     mrcnn_class_loss,
@@ -93,3 +94,18 @@ def test_smooth_l1_and_l2():
     np.testing.assert_allclose(smooth_l1(torch.tensor([-0.5, 1.0, 3.0])).numpy(), [0.125, 0.5, 2.5])
     w = torch.nn.Parameter(torch.full((2, 2), 2.0))
     assert l2_regularization([w], 1e-4).item() == pytest.approx(1e-4 * 16 / 4)
+
+
+def test_l2_gradient_is_the_gradient_of_the_l2_term():
+    """add_l2_gradient against autograd through Matterport's formula (slow, obvious)."""
+    torch.manual_seed(0)
+    weights = [torch.nn.Parameter(torch.randn(shape)) for shape in ((3, 4), (5,), (2, 3, 3, 3))]
+    reference = sum(1e-3 * (w ** 2).sum() / w.numel() for w in weights)
+    expected = torch.autograd.grad(reference, weights)
+    weights[0].grad = torch.ones(3, 4)  # an existing gradient is added to; a missing one is created
+    add_l2_gradient(weights, 1e-3)
+    torch.testing.assert_close(weights[0].grad, expected[0] + 1, rtol=1e-6, atol=1e-7)
+    for w, g in zip(weights[1:], expected[1:]):
+        torch.testing.assert_close(w.grad, g, rtol=1e-6, atol=1e-7)
+    assert l2_regularization(weights, 1e-3).item() == pytest.approx(reference.item(), rel=1e-6)
+    assert not l2_regularization(weights, 1e-3).requires_grad
