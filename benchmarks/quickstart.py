@@ -10,9 +10,9 @@ Steps, each writing under --output-dir (default ``quickstart/``):
    renormalization; bfloat16 where the CPU has bfloat16 instructions) for --train-minutes:
    the first epoch is timed, then as many epochs as fit, the last fifth at a 10x lower
    learning rate (skipped with --weights). From scratch on 2 CPU cores (AMX), 10 minutes
-   are 11 epochs and give a model that finds most shapes but not all: mask AP50 0.40 on
-   100 held-out images (README), short of the 0.6 aimed for; from scratch the mask loss
-   only falls after about 7 epochs (benchmarks/train_shapes.py: 0.91 after 16 + 4);
+   are 10-11 epochs and give a weak model: mask AP50 0.40 after 11 epochs, 0.20 after 10
+   (README), short of the 0.6 aimed for; from scratch the mask loss only falls after
+   about 7 epochs (benchmarks/train_shapes.py: 0.91 after 16 + 4);
 2. export it for both targets (``--target onnx`` and ``--target trt``), verified against
    PyTorch on fresh images;
 3. calibrate INT8 (TensorRT's Q/DQ form for both exports, ONNX Runtime's CPU form) and
