@@ -52,6 +52,7 @@ from model.training.loop import checkpoint_path, train_model
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT = os.path.join(HERE, "artifacts", "shapes_r50.pt")
 TRAIN_SEED, EVAL_SEED = 1, 2
+DEFAULT_LR = {"SGD": 0.01, "Adam": 3e-4}
 
 
 def main(argv=None) -> int:
@@ -60,7 +61,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=16, help="epochs at the base learning rate")
     parser.add_argument("--fine-epochs", type=int, default=4, help="further epochs at a 10x lower rate")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch (4 images each)")
-    parser.add_argument("--lr", type=float, default=0.01)
+    parser.add_argument("--optimizer", choices=("SGD", "Adam"), default="SGD",
+                        help="Config.OPTIMIZER: SGD with momentum (Matterport's) or Adam")
+    parser.add_argument("--lr", type=float, help="base learning rate (default: 0.01 for SGD, 3e-4 for Adam)")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="auto: bf16 where the CPU has bf16 instructions, else fp32")
     parser.add_argument("--augment", choices=("none", "flip", "default"), default="flip",
@@ -82,8 +85,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     precision = args.precision if args.precision != "auto" else ("bf16" if has_bf16() else "fp32")
+    args.lr = args.lr or DEFAULT_LR[args.optimizer]
     torch.manual_seed(0)
-    config = dataclasses.replace(ShapesConfig(), STEPS_PER_EPOCH=args.steps, TRAIN_BN=None, BATCH_RENORM=True)
+    config = dataclasses.replace(ShapesConfig(), STEPS_PER_EPOCH=args.steps, TRAIN_BN=None, BATCH_RENORM=True,
+                                 OPTIMIZER=args.optimizer)
     side = config.IMAGE_SHAPE[0]
     style = WIDE_SHAPES if args.style == "wide" else ShapesStyle()
     train_set = shapes_dataset(args.train_images, side, side, TRAIN_SEED, style)
@@ -119,7 +124,8 @@ def main(argv=None) -> int:
     rows = [[f"{name} {kind}"] + [f"{v:.3f}" for v in getattr(r, kind).values()]
             for name, r in (("same generator", result), ("out of distribution", ood_result))
             for kind in ("box", "mask")]
-    body = (f"From scratch, {args.epochs} epochs at lr {args.lr} + {args.fine_epochs} at lr {args.lr / 10}, "
+    body = (f"From scratch, {args.optimizer}, {args.epochs} epochs at lr {args.lr:g} + {args.fine_epochs} at lr "
+            f"{args.lr / 10:g}, "
             f"batch renormalization, {precision}, {torch.get_num_threads()} threads; {args.steps} steps of 4 "
             f"images each; {args.train_images} training images (--style {args.style}, seed {TRAIN_SEED}), "
             f"--augment {args.augment}. Evaluated (float32) on {args.eval_images} held-out standard shapes "

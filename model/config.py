@@ -31,6 +31,7 @@ from runtime.molding import RESIZE_MODES, MoldingSpec
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
               "mrcnn_mask_loss")
 BACKBONES = ("resnet50", "resnet101")
+OPTIMIZERS = ("SGD", "Adam")
 # Derived (read-only) values and Matterport attributes this port does not use; they are
 # accepted by from_dict so a Matterport config dump loads.
 _DERIVED = ("BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE")
@@ -107,6 +108,10 @@ class Config:
     BATCH_RENORM: bool = False
     BATCH_RENORM_MOMENTUM: float = 0.9
     GRADIENT_CLIP_NORM: float = 5.0
+    # Not in Matterport (SGD with LEARNING_MOMENTUM). "Adam": Adam with beta1 =
+    # LEARNING_MOMENTUM and Matterport's L2 term in the gradient (what Keras does with
+    # kernel regularizers); from scratch it learns masks several times sooner (README).
+    OPTIMIZER: str = "SGD"
 
     def __init_subclass__(cls, **kwargs):
         """Make a Matterport-style subclass a dataclass whose defaults are its class
@@ -253,6 +258,8 @@ def _problems(c: Config):
     unknown = sorted(set(c.LOSS_WEIGHTS) - set(LOSS_NAMES))
     if unknown:
         yield f"LOSS_WEIGHTS has unknown losses {unknown}; known: {list(LOSS_NAMES)}"
+    if c.OPTIMIZER not in OPTIMIZERS:
+        yield f"OPTIMIZER must be one of {OPTIMIZERS}, got {c.OPTIMIZER!r}"
     if c.TRAIN_BN not in (True, False, None):
         yield f"TRAIN_BN must be True, False or None, got {c.TRAIN_BN!r}"
     if c.BATCH_RENORM and c.TRAIN_BN is False:

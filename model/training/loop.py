@@ -145,6 +145,7 @@ class TrainingRun:
     history: List[Dict[str, float]] = field(default_factory=list)
     optimizer_state: Optional[dict] = None
     layers: Optional[str] = None
+    optimizer: str = "SGD"  # Config.OPTIMIZER of optimizer_state
 
 
 def new_run_dir(log_root: str, name: str) -> str:
@@ -178,7 +179,8 @@ def resume(model, path: str) -> TrainingRun:
         raise ValueError(f"{path} holds weights only, no training state to resume; use it with --init PATH")
     return TrainingRun(run_dir=os.path.dirname(os.path.abspath(path)), epoch=int(state["epoch"]),
                        step=int(state["step"]), history=list(state.get("history", [])),
-                       optimizer_state=state.get("optimizer"), layers=state.get("layers"))
+                       optimizer_state=state.get("optimizer"), layers=state.get("layers"),
+                       optimizer=state.get("optimizer_name", "SGD"))
 
 
 @torch.no_grad()
@@ -275,12 +277,12 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     names = set_trainable(model, layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
     decayed = decayed_parameters(model)
-    optimizer = torch.optim.SGD(trainable, lr=learning_rate, momentum=config.LEARNING_MOMENTUM)
-    if run.optimizer_state is not None and run.layers == layers:
+    optimizer = make_optimizer(trainable, config, learning_rate)
+    if run.optimizer_state is not None and (run.layers, run.optimizer) == (layers, config.OPTIMIZER):
         optimizer.load_state_dict(run.optimizer_state)
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
-    run.layers = layers
+    run.layers, run.optimizer = layers, config.OPTIMIZER
     wrapped = TrainingModel(model, precision)
     if context.enabled:
         wrapped = nn.parallel.DistributedDataParallel(wrapped)
@@ -313,7 +315,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                 save_checkpoint(checkpoint_path(run.run_dir, config.NAME or "mrcnn", run.epoch), model, class_names,
                                 source=f"training epoch {run.epoch}",
                                 training={"epoch": run.epoch, "step": run.step, "optimizer": optimizer.state_dict(),
-                                          "layers": layers, "learning_rate": learning_rate, "seed": seed,
+                                          "optimizer_name": config.OPTIMIZER, "layers": layers,
+                                          "learning_rate": learning_rate, "seed": seed,
                                           "history": run.history})
     finally:
         if writer is not None:
@@ -322,6 +325,15 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     model.eval()
     model.epoch = run.epoch
     return run
+
+
+def make_optimizer(parameters, config, learning_rate: float) -> torch.optim.Optimizer:
+    """Config.OPTIMIZER: Matterport's SGD (momentum LEARNING_MOMENTUM), or Adam with
+    beta1 = LEARNING_MOMENTUM. Neither decays weights itself: Matterport's L2 term is
+    added to the gradients (add_l2_gradient), as Keras adds kernel regularizers."""
+    if config.OPTIMIZER == "Adam":
+        return torch.optim.Adam(parameters, lr=learning_rate, betas=(config.LEARNING_MOMENTUM, 0.999))
+    return torch.optim.SGD(parameters, lr=learning_rate, momentum=config.LEARNING_MOMENTUM)
 
 
 def to_training_layout(model, device) -> None:

@@ -46,11 +46,12 @@ def test_round_trip_and_display(capsys):
 def test_invalid_values_are_all_reported():
     with pytest.raises(ConfigError) as info:
         ShapesConfig(IMAGE_MAX_DIM=100, BACKBONE="vgg16", RPN_NMS_THRESHOLD=1.5, NUM_CLASSES=0,
-                     MASK_SHAPE=(56, 56), TRAIN_BN=False, BATCH_RENORM=True)
+                     MASK_SHAPE=(56, 56), TRAIN_BN=False, BATCH_RENORM=True, OPTIMIZER="RMSprop")
     message = str(info.value)
     for part in ("IMAGE_MAX_DIM must be a multiple of 64", "BACKBONE must be one of",
                  "RPN_NMS_THRESHOLD must lie in [0, 1]", "NUM_CLASSES must be a positive integer",
-                 "MASK_SHAPE must be twice MASK_POOL_SIZE", "BATCH_RENORM needs TRAIN_BN True or None"):
+                 "MASK_SHAPE must be twice MASK_POOL_SIZE", "BATCH_RENORM needs TRAIN_BN True or None",
+                 "OPTIMIZER must be one of ('SGD', 'Adam'), got 'RMSprop'"):
         assert part in message
 
 

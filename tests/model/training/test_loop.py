@@ -21,6 +21,7 @@ from model.training.loop import (
     TrainingRun,
     batch_loader,
     find_last,
+    make_optimizer,
     resume,
     sample_to_device,
     set_trainable,
@@ -95,6 +96,32 @@ def test_training_layout_is_channels_last_but_the_box_head_gemm(tiny_model):
     weight = model.box_head.mrcnn_class_conv1.weight
     assert weight.is_contiguous() and weight.flatten(1).data_ptr() == weight.data_ptr()
     torch.testing.assert_close(model.box_head(pooled).class_logits, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_adam_first_step_moves_every_weight_by_the_learning_rate(tiny_config, tmp_path):
+    """OPTIMIZER "Adam": Adam's first (bias-corrected) step is lr * g / (|g| + eps), so every
+    weight with a gradient moves by the learning rate (SGD would move it by lr * |g|, with
+    momentum); the checkpoint records the optimizer and resume restores its state."""
+    config = training_config(tiny_config, NUM_CLASSES=4, IMAGES_PER_GPU=1, STEPS_PER_EPOCH=1, OPTIMIZER="Adam",
+                             WEIGHT_DECAY=0.0)
+    model = new_model(config)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    lr = 1e-3
+    run = train_model(model, shapes(1), None, lr, 1, layers="all", flip=False, log_dir=str(tmp_path), progress=False)
+    moved = torch.cat([(p.detach() - before[name]).abs().flatten() for name, p in model.named_parameters()
+                       if not torch.equal(p.detach(), before[name])])
+    assert moved.numel() > 0.5 * sum(p.numel() for p in model.parameters())
+    assert moved.median().item() == pytest.approx(lr, rel=0.01)
+    assert moved.max().item() <= lr * 1.001
+    saved = load_checkpoint(find_last(str(tmp_path), config.NAME))
+    assert saved.training["optimizer_name"] == "Adam"
+    resumed = resume(new_model(config), find_last(str(tmp_path), config.NAME))
+    assert resumed.optimizer == "Adam" and resumed.epoch == run.epoch
+    optimizer = make_optimizer([p for p in model.parameters()], config, lr)
+    optimizer.load_state_dict(resumed.optimizer_state)  # Adam's moments, not SGD's momentum
+    assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["betas"][0] == 0.9
+    sgd = make_optimizer(list(model.parameters()), training_config(tiny_config), lr)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
 
 
 def test_layer_selection(tiny_model):
@@ -184,13 +211,15 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
     args = ["--dataset", "shapes", "--shapes-count", "4", "--steps-per-epoch", "1", "--log-dir", str(tmp_path),
             "--workers", "0", "--layers", "heads", "--config", str(tmp_path / "config.json"),
-            "--batch-renorm", "--precision", "bf16", "--augment", "default", "--shapes-style", "wide"]
+            "--batch-renorm", "--precision", "bf16", "--augment", "default", "--shapes-style", "wide",
+            "--optimizer", "Adam", "--lr", "3e-4"]
     assert train_cli.main(args + ["--epochs", "1"]) == 0
     assert "next: python -m model.evaluate" in capsys.readouterr().out
     assert train_cli.main(args + ["--epochs", "2", "--init", "last"]) == 0
     assert "trained to epoch 2" in capsys.readouterr().out
     saved = load_checkpoint(find_last(str(tmp_path), config.NAME))
     assert saved.config.BATCH_RENORM and saved.config.TRAIN_BN is None and saved.training["epoch"] == 2
+    assert saved.config.OPTIMIZER == "Adam" and "exp_avg" in saved.training["optimizer"]["state"][0]
 
 
 def tiny_cli_args(tmp_path, log_dir):
