@@ -1,7 +1,7 @@
 """The whole pipeline on small built-in data, in one command: train, export, INT8/FP16,
 detect, the video loop and the benchmark table.
 
-    python -m benchmarks.quickstart                      # shapes, trained here (about 14 minutes on 2 cores)
+    python -m benchmarks.quickstart                      # shapes, trained here (about 13 minutes on 2 cores)
     python -m benchmarks.quickstart --train-minutes 5    # fewer epochs
     python -m benchmarks.quickstart --weights my.pt --dataset coco --data /data/coco   # your own model and data
 
@@ -9,9 +9,9 @@ Steps, each writing under --output-dir (default ``quickstart/``):
 1. train a shapes model from scratch (ResNet50, 128x128, a 256-wide box head, batch
    renormalization, Adam at lr 3e-4; bfloat16 where the CPU has bfloat16 instructions)
    for --train-minutes: the first epoch is timed, then as many epochs as fit, the last
-   fifth at a 10x lower learning rate (skipped with --weights). On 2 CPU cores, 10
-   minutes are 7-11 epochs: mask AP50 0.85 after 7, 0.94 after 11 on held-out shapes
-   (README; SGD at 0.01, Matterport's optimizer, gave 0.40 after 11);
+   fifth at a 10x lower learning rate (skipped with --weights). On 2 CPU cores, 9
+   minutes are about 9 epochs; mask AP50 on held-out shapes was 0.85 after 7 epochs and
+   0.92-0.94 after 11 (README; SGD at 0.01, Matterport's optimizer, gave 0.40 after 11);
 2. export it for both targets (``--target onnx`` and ``--target trt``), verified against
    PyTorch on fresh images;
 3. calibrate INT8 (TensorRT's Q/DQ form for both exports, ONNX Runtime's CPU form) and
@@ -93,8 +93,8 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", help="your checkpoint (.pt) or Keras .h5: skip the training")
     parser.add_argument("--dataset", default="shapes", help="benchmark data: shapes | coco | module:Class")
     parser.add_argument("--data", help="dataset path for --dataset coco or yours")
-    parser.add_argument("--train-minutes", type=float, default=10.0,
-                        help="training time budget (default 10: the whole quickstart in about 14 minutes)")
+    parser.add_argument("--train-minutes", type=float, default=9.0,
+                        help="training time budget (default 9: the whole quickstart in about 13 minutes)")
     parser.add_argument("--eval-images", type=int, default=100, help="held-out images per format in the table")
     parser.add_argument("--calibration-images", type=int, default=32)
     parser.add_argument("--max-onnx-drop", type=float, default=0.5, help="AP points ONNX fp32 may lose")
