@@ -2,6 +2,7 @@
 
     python -m model.train --dataset shapes --init none --batch-renorm --precision bf16 --layers all --epochs 20
     python -m model.train --dataset shapes --init none --batch-renorm --layers all --epochs 20 --augment default
+    python -m model.train --dataset shapes --init none --batch-renorm --layers all --epochs 9 --optimizer Adam --lr 3e-4
     python -m model.train --dataset coco --data /data/coco --init imagenet --layers heads --epochs 40
     python -m model.train --dataset coco --data /data/coco --init last --epochs 60      # resume
     python -m model.train --dataset balloon.data:BalloonDataset --data balloon/ \\
@@ -30,7 +31,7 @@ from typing import List
 
 import torch
 
-from model.config import ConfigError
+from model.config import OPTIMIZERS, ConfigError
 from model.data.coco import DatasetError
 from model.weights.checkpoint import load_checkpoint
 from model.weights.h5_weights import HEAD_LAYERS, WeightsError, load_h5_weights, read_h5, summarize
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-renorm", action="store_true",
                         help="train BN with Batch Renormalization (TRAIN_BN None, BATCH_RENORM True): "
                              "recommended with --init none, where there are no statistics to freeze")
-    parser.add_argument("--optimizer", choices=("SGD", "Adam"),
+    parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="override the config's OPTIMIZER (default SGD, Matterport's); Adam learns much sooner "
                              "from scratch (use a ~30x lower --lr, e.g. 3e-4 for shapes)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
