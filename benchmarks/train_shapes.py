@@ -8,8 +8,9 @@ held-out sets: the same generator (another seed) and an out-of-distribution set.
 
 ShapesConfig (ResNet50, 128x128, batch 4), all layers, Adam (--optimizer SGD: Matterport's
 SGD with momentum), --epochs at --lr then --fine-epochs at a 10x lower rate. Training
-data: --style standard (Matterport's toy set) or wide (ShapesStyle WIDE_SHAPES: non-square frames, gradient and
-noisy backgrounds, 1-6 shapes, smaller ones, more overlap); --augment flip (Matterport's),
+data: --style standard (Matterport's toy set) or wide (ShapesStyle WIDE_SHAPES:
+non-square frames, gradient and noisy backgrounds, 1-6 shapes, smaller ones, more
+overlap); --augment flip (Matterport's),
 default (flip, scale/aspect jitter with crop/pad, colour jitter, noise, blur;
 model.data.augment) or none. The defaults are the best recipe measured (Adam, flip,
 standard: mask AP50 0.96 on the same generator, 0.50 out of distribution in 25 min; SGD

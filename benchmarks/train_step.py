@@ -32,6 +32,7 @@ from model.training.loop import (
     TrainingModel,
     batch_loader,
     decayed_parameters,
+    make_optimizer,
     sample_to_device,
     to_training_layout,
     training_step,
@@ -47,7 +48,7 @@ def step_timer(config, batches, precision: str, runs: int, warmup: int):
     wrapped = TrainingModel(model, precision)
     parameters = list(model.parameters())
     decayed = decayed_parameters(model)
-    optimizer = torch.optim.SGD(parameters, lr=config.LEARNING_RATE, momentum=config.LEARNING_MOMENTUM)
+    optimizer = make_optimizer(parameters, config, config.LEARNING_RATE)
     cycle = itertools.cycle(batches)
 
     def step():

@@ -117,7 +117,7 @@ def test_adam_first_step_moves_every_weight_by_the_learning_rate(tiny_config, tm
     assert saved.training["optimizer_name"] == "Adam"
     resumed = resume(new_model(config), find_last(str(tmp_path), config.NAME))
     assert resumed.optimizer == "Adam" and resumed.epoch == run.epoch
-    optimizer = make_optimizer([p for p in model.parameters()], config, lr)
+    optimizer = make_optimizer(list(model.parameters()), config, lr)
     optimizer.load_state_dict(resumed.optimizer_state)  # Adam's moments, not SGD's momentum
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["betas"][0] == 0.9
     sgd = make_optimizer(list(model.parameters()), training_config(tiny_config), lr)
