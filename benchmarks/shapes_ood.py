@@ -2,6 +2,7 @@
 
     python -m benchmarks.shapes_ood                         # 200 images -> benchmarks/artifacts/shapes_ood/
     python -m benchmarks.shapes_ood --count 50 --out /tmp/ood
+    python -m benchmarks.shapes_ood --without texture --out /tmp/ood_plain   # one factor drawn as standard
     python -m model.evaluate --dataset coco --data benchmarks/artifacts/shapes_ood/instances.json \\
         --weights benchmarks/artifacts/shapes_r50.pt          # score a shapes model on it
 
@@ -16,7 +17,9 @@ drawn by another routine so that a model which learned one generator's look fail
 Masks are the pixels at least half covered by the visible part of a shape; a shape
 less than a third visible (or under 12 pixels) stays drawn but is marked ``iscrowd``,
 so COCO AP neither demands nor penalises a detection of it.
-Deterministic for --seed: the same command writes the same files.
+Deterministic for --seed: the same command writes the same files. ``--without F``
+draws factor F (FACTORS) as the standard shapes do and keeps the rest: which factor
+costs a model how much is ``python -m benchmarks.ood_factors``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import json
 import math
 import os
 import sys
-from typing import List, Tuple
+from typing import FrozenSet, Iterable, List, Tuple
 
 import numpy as np
 import torch
@@ -41,32 +44,48 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "artifacts", "shapes_ood")
 SUPERSAMPLE = 4
 VERSION = 1  # bump when the drawing changes: the folder is regenerated
+# what makes the set out of distribution; render(without=...) draws each as the standard set does:
+# square 128x128 frames, plain backgrounds, half-sizes side/16-side/4, 2-4 shapes at box IoU <= 0.3,
+# upright shapes, no pixel noise, hard edges
+FACTORS = ("frame", "texture", "small", "crowd", "tilt", "noise", "antialias")
 
 
-def render(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def render(rng: np.random.Generator, without: FrozenSet[str] = frozenset()
+           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One image: RGB uint8 [h,w,3], visible masks bool [h,w,N], class ids int32 [N]
-    (1 square, 2 circle, 3 triangle) and ``hidden`` bool [N] (mostly occluded)."""
+    (1 square, 2 circle, 3 triangle) and ``hidden`` bool [N] (mostly occluded).
+    ``without``: FACTORS drawn as the standard shapes are (an ablation of the set)."""
     long_side = int(rng.integers(128, 193))
     aspect = math.exp(rng.uniform(0, math.log(1.8)))
     short_side = max(48, int(round(long_side / aspect)))
     height, width = (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
+    if "frame" in without:
+        height = width = 128
     pixels = background(rng, height, width)
+    if "texture" in without:
+        pixels[:] = pixels[0, 0]
     background_mean = pixels.reshape(-1, 3).mean(axis=0)  # [3]
     min_side = min(height, width)
+    low, high = (min_side / 16, min_side / 4) if "small" in without else (min_side / 20, min_side / 5)
+    most, max_iou = (4, 0.3) if "crowd" in without else (7, 0.6)
     specs, boxes = [], []
-    for _ in range(int(rng.integers(2, 8))):
-        size = rng.uniform(min_side / 20, min_side / 5)
+    for _ in range(int(rng.integers(2, most + 1))):
+        size = rng.uniform(low, high)
         cy, cx = rng.uniform(size, height - size), rng.uniform(size, width - size)
         box = np.array([cy - size, cx - size, cy + size, cx + size])
-        if boxes and box_iou(torch.from_numpy(box[None]), torch.from_numpy(np.array(boxes))).max() > 0.6:
+        if boxes and box_iou(torch.from_numpy(box[None]), torch.from_numpy(np.array(boxes))).max() > max_iou:
             continue
         boxes.append(box)
         tilt = math.radians(rng.uniform(-15, 15))
-        specs.append((int(rng.integers(0, 3)), cy, cx, size, tilt, _color(rng, background_mean)))
-    coverage = [_coverage(kind, cy, cx, size, angle, height, width) for kind, cy, cx, size, angle, _ in specs]
+        specs.append((int(rng.integers(0, 3)), cy, cx, size, 0.0 if "tilt" in without else tilt,
+                      _color(rng, background_mean)))
+    supersample = 1 if "antialias" in without else SUPERSAMPLE
+    coverage = [_coverage(kind, cy, cx, size, angle, height, width, supersample)
+                for kind, cy, cx, size, angle, _ in specs]
     for (*_, color), alpha in zip(specs, coverage):  # anti-aliased compositing, in order
         pixels = pixels * (1 - alpha[:, :, None]) + np.asarray(color, np.float32) * alpha[:, :, None]
-    pixels += rng.uniform(3, 15) * rng.standard_normal(pixels.shape).astype(np.float32)
+    if "noise" not in without:
+        pixels += rng.uniform(3, 15) * rng.standard_normal(pixels.shape).astype(np.float32)
     image = np.clip(np.around(pixels), 0, 255).astype(np.uint8)
     masks, hidden = _visible_masks(coverage)
     class_ids = np.array([kind + 1 for kind, *_ in specs], np.int32)
@@ -102,9 +121,10 @@ def _color(rng: np.random.Generator, mean: np.ndarray) -> Tuple[int, int, int]:
     return tuple(int(v) for v in color)
 
 
-def _coverage(kind: int, cy: float, cx: float, size: float, angle: float, height: int, width: int) -> np.ndarray:
-    """float32 [h,w] fraction of each pixel covered by the shape, drawn SUPERSAMPLE x larger."""
-    s = SUPERSAMPLE
+def _coverage(kind: int, cy: float, cx: float, size: float, angle: float, height: int, width: int,
+              s: int = SUPERSAMPLE) -> np.ndarray:
+    """float32 [h,w] fraction of each pixel covered by the shape, drawn ``s`` x larger
+    (s = 1: hard edges)."""
     canvas = Image.new("L", (width * s, height * s), 0)
     draw = ImageDraw.Draw(canvas)
     if SHAPE_NAMES[kind] == "circle":
@@ -135,11 +155,17 @@ def _visible_masks(coverage: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     return masks, hidden
 
 
-def write_set(folder: str, count: int = 200, seed: int = 7) -> str:
+def write_set(folder: str, count: int = 200, seed: int = 7, without: Iterable[str] = ()) -> str:
     """Write ``count`` images and ``instances.json`` under ``folder`` (kept when a set of
-    the same version, count and seed is already there); returns the JSON path."""
+    the same version, count, seed and ``without`` is already there); returns the JSON path."""
+    without = frozenset(without)
+    unknown = without - set(FACTORS)
+    if unknown:
+        raise ValueError(f"unknown factors {sorted(unknown)}; choose from {', '.join(FACTORS)}")
     json_path = os.path.join(folder, "instances.json")
     stamp = {"generator": "benchmarks.shapes_ood", "version": VERSION, "count": count, "seed": seed}
+    if without:
+        stamp["without"] = sorted(without)
     if os.path.isfile(json_path):
         with open(json_path) as f:
             if json.load(f).get("info") == stamp:
@@ -147,7 +173,7 @@ def write_set(folder: str, count: int = 200, seed: int = 7) -> str:
     os.makedirs(folder, exist_ok=True)
     images, annotations = [], []
     for image_id in range(count):
-        image, masks, class_ids, hidden = render(np.random.default_rng([seed, image_id]))
+        image, masks, class_ids, hidden = render(np.random.default_rng([seed, image_id]), without)
         name = f"{image_id:04d}.png"
         Image.fromarray(image).save(os.path.join(folder, name))
         images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
@@ -168,8 +194,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=DEFAULT_DIR, help="folder for the PNGs and instances.json")
     parser.add_argument("--count", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--without", action="append", choices=FACTORS, default=[],
+                        help="draw this factor as the standard set does (repeatable)")
     args = parser.parse_args(argv)
-    json_path = write_set(args.out, args.count, args.seed)
+    json_path = write_set(args.out, args.count, args.seed, args.without)
     print(f"wrote {args.count} images and {json_path}")
     print(f"next: python -m model.evaluate --dataset coco --data {json_path} --weights WEIGHTS.pt")
     return 0

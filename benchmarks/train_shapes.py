@@ -2,19 +2,21 @@
 held-out sets: the same generator (another seed) and an out-of-distribution set.
 
     python -m benchmarks.train_shapes              # the full run (about 25-30 min on 2 CPU cores; see README)
-    python -m benchmarks.train_shapes --augment default --style wide --output benchmarks/results/train_shapes_augmented
+    python -m benchmarks.train_shapes --style standard --augment flip --easy-epochs 0   # plain data, no curriculum
     python -m benchmarks.train_shapes --optimizer SGD --output benchmarks/results/train_shapes   # Matterport's SGD
-    python -m benchmarks.train_shapes --quick      # a 1-minute smoke run (the README set-up command)
+    python -m benchmarks.train_shapes --quick      # a 1-minute smoke run
 
 ShapesConfig (ResNet50, 128x128, batch 4), all layers, Adam (--optimizer SGD: Matterport's
-SGD with momentum), --epochs at --lr then --fine-epochs at a 10x lower rate. Training
-data: --style standard (Matterport's toy set) or wide (ShapesStyle WIDE_SHAPES:
-non-square frames, gradient and noisy backgrounds, 1-6 shapes, smaller ones, more
-overlap); --augment flip (Matterport's),
-default (flip, scale/aspect jitter with crop/pad, colour jitter, noise, blur;
-model.data.augment) or none. The defaults are the best recipe measured (Adam, flip,
-standard: mask AP50 0.96 on the same generator, 0.50 out of distribution in 25 min; SGD
-0.91-0.93 / 0.40); the augmented recipe reaches neither goal with either optimizer (README).
+SGD with momentum), --epochs at --lr then --fine-epochs at a 10x lower rate. The first
+--easy-epochs of them (a curriculum; 3 by default) train on standard shapes with a flip,
+the rest on --style: standard (Matterport's toy set), wide (WIDE_SHAPES: non-square
+frames, gradient and noisy backgrounds, 1-6 smaller, more overlapping shapes) or varied
+(VARIED_SHAPES, the default: wide plus turned shapes and cluttered backgrounds), with
+--augment: flip (Matterport's), default (the default: flip, scale/aspect jitter with
+crop/pad, colour jitter, noise, blur; model.data.augment) or none. Without the
+curriculum varied data learns masks late and ends far lower (README). The defaults are
+the best recipe measured; it does not reach the issue's out-of-distribution goal (README,
+and benchmarks.ood_factors for what each factor of that set costs).
 From scratch there are no ImageNet statistics for Matterport's frozen BN, and plain batch
 statistics on batches of 4 flat-background images leave a large train/inference gap, so
 BN trains with Batch Renormalization (TRAIN_BN None, BATCH_RENORM True): it normalises
@@ -47,7 +49,7 @@ from benchmarks.common import has_bf16, markdown_table, publish
 from model.config import OPTIMIZERS
 from model.configs import ShapesConfig
 from model.data.coco import CocoDataset
-from model.data.dataset import WIDE_SHAPES, ShapesStyle, shapes_dataset
+from model.data.dataset import SHAPES_STYLES, shapes_dataset
 from model.evaluate import evaluate
 from model.maskrcnn import MaskRCNN
 from model.training.loop import checkpoint_path, train_model
@@ -69,10 +71,13 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, help="base learning rate (default: 0.01 for SGD, 3e-4 for Adam)")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="auto: bf16 where the CPU has bf16 instructions, else fp32")
-    parser.add_argument("--augment", choices=("none", "flip", "default"), default="flip",
+    parser.add_argument("--augment", choices=("none", "flip", "default"), default="default",
                         help="training augmentation policy (model.data.augment)")
-    parser.add_argument("--style", choices=("standard", "wide"), default="standard",
-                        help="training shapes: Matterport's toy set or ShapesStyle WIDE_SHAPES")
+    parser.add_argument("--style", choices=tuple(SHAPES_STYLES), default="varied",
+                        help="training shapes: Matterport's toy set, or a wider variety (SHAPES_STYLES)")
+    parser.add_argument("--easy-epochs", type=int, default=3,
+                        help="a curriculum: the first epochs on standard shapes with --augment flip, "
+                             "then --style and --augment (the masks are learned sooner)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--train-images", type=int, default=4000)
     parser.add_argument("--eval-images", type=int, default=200)
@@ -82,8 +87,11 @@ def main(argv=None) -> int:
     parser.add_argument("--artifact", default=ARTIFACT, help="where the final checkpoint is copied")
     parser.add_argument("--ood-dir", default=shapes_ood.DEFAULT_DIR, help="the out-of-distribution set's folder")
     args = parser.parse_args(argv)
+    if not 0 <= args.easy_epochs <= args.epochs:
+        parser.error(f"--easy-epochs {args.easy_epochs} must lie in 0..--epochs ({args.epochs})")
     if args.quick:
         args.epochs, args.fine_epochs, args.steps, args.eval_images = 1, 1, 5, 10
+        args.easy_epochs = min(args.easy_epochs, 1)
         args.output += "_quick"
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -93,16 +101,19 @@ def main(argv=None) -> int:
     config = dataclasses.replace(ShapesConfig(), STEPS_PER_EPOCH=args.steps, TRAIN_BN=None, BATCH_RENORM=True,
                                  OPTIMIZER=args.optimizer)
     side = config.IMAGE_SHAPE[0]
-    style = WIDE_SHAPES if args.style == "wide" else ShapesStyle()
+    style = SHAPES_STYLES[args.style]
     train_set = shapes_dataset(args.train_images, side, side, TRAIN_SEED, style)
     val_set = shapes_dataset(50, side, side, TRAIN_SEED + 100, style)
     model = MaskRCNN(config)
-    common = dict(layers="all", log_dir=args.log_dir, class_names=train_set.class_names, precision=precision,
-                  augmentation=args.augment)
+    easy_set = shapes_dataset(args.train_images, side, side, TRAIN_SEED) if args.easy_epochs else None
+    stages = ((easy_set, "flip", args.lr, args.easy_epochs), (train_set, args.augment, args.lr, args.epochs),
+              (train_set, args.augment, args.lr / 10, args.epochs + args.fine_epochs))
     start = time.perf_counter()
-    run = train_model(model, train_set, val_set, args.lr, args.epochs, **common)
-    if args.fine_epochs:
-        run = train_model(model, train_set, val_set, args.lr / 10, args.epochs + args.fine_epochs, run=run, **common)
+    run = None
+    for data, augment, lr, last_epoch in stages:  # each stage trains up to its last epoch
+        if last_epoch > (run.epoch if run else 0):
+            run = train_model(model, data, val_set, lr, last_epoch, layers="all", augmentation=augment,
+                              log_dir=args.log_dir, class_names=train_set.class_names, precision=precision, run=run)
     train_seconds = time.perf_counter() - start
     last = checkpoint_path(run.run_dir, config.NAME, run.epoch)
     if not args.quick:
@@ -131,7 +142,10 @@ def main(argv=None) -> int:
             f"{args.lr / 10:g}, "
             f"batch renormalization, {precision}, {torch.get_num_threads()} threads; {args.steps} steps of 4 "
             f"images each; {args.train_images} training images (--style {args.style}, seed {TRAIN_SEED}), "
-            f"--augment {args.augment}. Evaluated (float32) on {args.eval_images} held-out standard shapes "
+            f"--augment {args.augment}"
+            + (f" after --easy-epochs {args.easy_epochs} on standard shapes with --augment flip"
+               if args.easy_epochs else "")
+            + f". Evaluated (float32) on {args.eval_images} held-out standard shapes "
             f"(seed {EVAL_SEED}) and the first {ood_result.images} out-of-distribution images ({ood_json}).\n\n"
             f"Time: training {train_seconds / 60:.1f} min, evaluation of both sets {eval_seconds / 60:.1f} min.\n\n"
             + markdown_table(["", "AP", "AP50", "AP75", "APs", "APm", "APl"], rows)

@@ -18,6 +18,7 @@ import torch
 
 from model.boxes import box_iou
 from runtime.image import load_image
+from runtime.resize import resize_bilinear
 
 
 class Dataset:
@@ -91,8 +92,9 @@ SHAPE_NAMES = ("square", "circle", "triangle")
 @dataclasses.dataclass(frozen=True)
 class ShapesStyle:
     """How ShapesDataset draws. The defaults are Matterport's toy set (plain
-    backgrounds, square frames, 1-4 shapes of half-size [side/16, side/4), box overlap
-    at most 0.3); ``WIDE_SHAPES`` draws a wider variety for training."""
+    backgrounds, square frames, 1-4 upright shapes of half-size [side/16, side/4), box
+    overlap at most 0.3); ``WIDE_SHAPES`` and ``VARIED_SHAPES`` draw a wider variety for
+    training (``SHAPES_STYLES`` names them)."""
 
     max_shapes: int = 4  # 1..max_shapes shapes drawn (fewer when overlaps drop some)
     size_divisors: Tuple[int, int] = (16, 4)  # half-size in [min_side // a, min_side // b)
@@ -100,10 +102,15 @@ class ShapesStyle:
     max_aspect: float = 1.0  # frame aspect ratio log-uniform in [1/a, a], area of height x width
     gradient: float = 0.0  # probability of a two-colour linear gradient background
     max_noise: float = 0.0  # Gaussian pixel noise, sigma uniform in [0, max_noise] (0-255)
+    max_rotation: float = 0.0  # squares and triangles turned by uniform [-a, a] degrees
+    clutter: float = 0.0  # probability of a cluttered background (smooth colour noise, line strokes)
 
 
 WIDE_SHAPES = ShapesStyle(max_shapes=6, size_divisors=(24, 4), max_overlap=0.5, max_aspect=1.6,
                           gradient=0.5, max_noise=16.0)
+VARIED_SHAPES = ShapesStyle(max_shapes=7, size_divisors=(24, 4), max_overlap=0.5, max_aspect=1.8,
+                            gradient=0.3, max_noise=16.0, max_rotation=30.0, clutter=0.6)
+SHAPES_STYLES = {"standard": ShapesStyle(), "wide": WIDE_SHAPES, "varied": VARIED_SHAPES}
 
 
 class ShapesDataset(Dataset):
@@ -122,6 +129,8 @@ class ShapesDataset(Dataset):
             extra = {}
             if style.gradient > 0 and rng.random() < style.gradient:
                 extra["gradient"] = (tuple(int(v) for v in rng.integers(0, 256, 3)), float(rng.uniform(0, 2 * math.pi)))
+            if style.clutter > 0 and rng.random() < style.clutter:
+                extra["clutter"] = int(rng.integers(0, 2 ** 31 - 1))
             if style.max_noise > 0:
                 extra["noise"] = (float(rng.uniform(0, style.max_noise)), int(rng.integers(0, 2 ** 31 - 1)))
             self.add_image("shapes", image_id=image_id, path=None, width=frame_w, height=frame_h,
@@ -140,6 +149,8 @@ class ShapesDataset(Dataset):
             color, angle = info["gradient"]
             t = linear_ramp(height, width, angle)[:, :, None]  # [h,w,1]
             pixels = pixels * (1 - t) + np.asarray(color, np.float32) * t
+        if "clutter" in info:
+            pixels = clutter(pixels, np.random.default_rng(info["clutter"]))
         for name, color, dims in info["shapes"]:
             pixels[shape_mask(name, dims, height, width)] = color
         if "noise" in info:
@@ -166,6 +177,26 @@ def linear_ramp(height: int, width: int, angle: float) -> np.ndarray:
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     t = y * math.sin(angle) + x * math.cos(angle)
     return (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+
+
+def clutter(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float32 [h,w,3] background ``pixels`` blended with a second colour through smooth
+    value noise (a random grid of 3-12 cells, bilinearly upsampled), then crossed by 0-6
+    straight strokes 1-3 pixels wide in random colours: structure that is not an object."""
+    height, width = pixels.shape[:2]
+    other = rng.integers(0, 256, 3).astype(np.float32)
+    cells = int(rng.integers(3, 13))
+    grid = rng.random((cells, cells)).astype(np.float32)
+    t = resize_bilinear(grid, (height, width))[:, :, None] * rng.uniform(0.3, 1.0)  # [h,w,1]
+    pixels = pixels * (1 - t) + other * t
+    y, x = _pixel_centres(height, width)
+    for _ in range(int(rng.integers(0, 7))):
+        (y1, y2), (x1, x2) = rng.uniform(0, height, 2), rng.uniform(0, width, 2)
+        length2 = max((y2 - y1) ** 2 + (x2 - x1) ** 2, 1e-9)
+        along = np.clip(((y - y1) * (y2 - y1) + (x - x1) * (x2 - x1)) / length2, 0, 1)  # [h,w]
+        distance = np.hypot(y - (y1 + along * (y2 - y1)), x - (x1 + along * (x2 - x1)))
+        pixels[distance <= rng.uniform(0.5, 1.5)] = rng.integers(0, 256, 3)
+    return pixels
 
 
 def _frame_size(rng: np.random.Generator, height: int, width: int, max_aspect: float) -> Tuple[int, int]:
@@ -210,9 +241,9 @@ def _bounce(position: float, low: float, high: float) -> float:
 
 
 def random_image_spec(rng: np.random.Generator, height: int, width: int, style: ShapesStyle = ShapesStyle()):
-    """Background colour and 1-``style.max_shapes`` shapes (name, colour, (cy, cx, size));
-    shapes whose boxes overlap a kept one by IoU > ``style.max_overlap`` are dropped, as
-    Matterport does (0.3)."""
+    """Background colour and 1-``style.max_shapes`` shapes (name, colour, (cy, cx, size)
+    or, turned, (cy, cx, size, degrees)); shapes whose boxes overlap a kept one by IoU >
+    ``style.max_overlap`` are dropped, as Matterport does (0.3)."""
     background = tuple(int(v) for v in rng.integers(0, 256, 3))
     shapes, boxes = [], []
     min_side = min(height, width)
@@ -228,16 +259,22 @@ def random_image_spec(rng: np.random.Generator, height: int, width: int, style: 
         if overlap > style.max_overlap:
             continue
         boxes.append(box)
-        shapes.append((name, color, (cy, cx, size)))
+        if style.max_rotation > 0 and name != "circle":
+            shapes.append((name, color, (cy, cx, size, float(rng.uniform(-style.max_rotation, style.max_rotation)))))
+        else:
+            shapes.append((name, color, (cy, cx, size)))
     return background, shapes
 
 
-def shape_mask(name: str, dims: Tuple[int, int, int], height: int, width: int) -> np.ndarray:
-    """bool [h,w] mask of one shape, sampled at pixel centres."""
-    cy, cx, size = dims
-    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
-    y += 0.5
-    x += 0.5
+def shape_mask(name: str, dims: Tuple[float, ...], height: int, width: int) -> np.ndarray:
+    """bool [h,w] mask of one shape, sampled at pixel centres. dims: (cy, cx, size) in
+    pixels, size the half-side (square) or the circumradius; a fourth value turns the
+    shape by that many degrees about its centre."""
+    cy, cx, size = dims[:3]
+    y, x = _pixel_centres(height, width)
+    if len(dims) > 3 and dims[3]:  # sample the upright shape at the points turned back
+        cos, sin = math.cos(math.radians(dims[3])), math.sin(math.radians(dims[3]))
+        y, x = cy + cos * (y - cy) + sin * (x - cx), cx - sin * (y - cy) + cos * (x - cx)
     if name == "square":
         return (np.abs(y - cy) <= size) & (np.abs(x - cx) <= size)
     if name == "circle":
@@ -248,3 +285,9 @@ def shape_mask(name: str, dims: Tuple[int, int, int], height: int, width: int) -
         half_width = (y - top) / (bottom - top) * size * math.cos(math.radians(30))
         return (y >= top) & (y <= bottom) & (np.abs(x - cx) <= half_width)
     raise ValueError(f"unknown shape {name!r}")
+
+
+def _pixel_centres(height: int, width: int) -> Tuple[np.ndarray, np.ndarray]:
+    """float64 [h,w] y and x of every pixel's centre."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float64)
+    return y + 0.5, x + 0.5

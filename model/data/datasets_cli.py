@@ -1,7 +1,7 @@
 """Opening datasets from the command line (shared by model.train and model.evaluate).
 
 --dataset shapes            synthetic shapes, generated (train seed 1, val seed 2);
-                            --shapes-style wide for a wider variety (ShapesStyle WIDE_SHAPES)
+                            --shapes-style wide|varied for a wider variety (SHAPES_STYLES)
 --dataset coco --data DIR   Matterport's layout: DIR/annotations/instances_<subset><year>.json
                             and DIR/<subset><year>/ images
 --dataset coco --data F.json [--images DIR]   any COCO-format instances file
@@ -16,7 +16,7 @@ import importlib
 import os
 
 from model.data.coco import CocoDataset, DatasetError
-from model.data.dataset import WIDE_SHAPES, Dataset, ShapesStyle, shapes_dataset
+from model.data.dataset import SHAPES_STYLES, Dataset, shapes_dataset
 
 SHAPES_SEEDS = {"train": 1, "val": 2}
 
@@ -29,9 +29,10 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--year", default="2017", help="COCO year in Matterport's layout (default 2017)")
     parser.add_argument("--shapes-count", type=int, default=0,
                         help="images in the generated shapes set (default: 500 train, 100 val)")
-    parser.add_argument("--shapes-style", choices=("standard", "wide"), default="standard",
+    parser.add_argument("--shapes-style", choices=tuple(SHAPES_STYLES), default="standard",
                         help="standard: Matterport's toy set; wide: non-square frames, gradient and noisy "
-                             "backgrounds, 1-6 smaller, more overlapping shapes (model.data.dataset.WIDE_SHAPES)")
+                             "backgrounds, 1-6 smaller, more overlapping shapes; varied: wide plus turned "
+                             "shapes and cluttered backgrounds (model.data.dataset.SHAPES_STYLES)")
 
 
 def open_dataset(args, subset: str, model_config) -> Dataset:
@@ -42,7 +43,7 @@ def open_dataset(args, subset: str, model_config) -> Dataset:
     if args.dataset == "shapes":
         count = args.shapes_count or (500 if subset == "train" else 100)
         side = model_config.IMAGE_SHAPE[0]
-        style = WIDE_SHAPES if args.shapes_style == "wide" else ShapesStyle()
+        style = SHAPES_STYLES[args.shapes_style]
         dataset = shapes_dataset(count, side, side, seed=SHAPES_SEEDS[subset], style=style)  # prepared
     elif args.dataset == "coco":
         dataset = CocoDataset()

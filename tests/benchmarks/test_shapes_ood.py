@@ -3,6 +3,8 @@
 import json
 
 import numpy as np
+import pytest
+import torch
 
 from benchmarks import shapes_ood
 from model.data.coco import CocoDataset
@@ -54,3 +56,43 @@ def _dilate(mask, steps):
         grown[:, :-1] |= out[:, 1:]
         out = grown
     return out
+
+
+def test_each_factor_can_be_drawn_as_the_standard_set_does():
+    rng = np.random.default_rng
+    for seed in range(3):
+        image, *_ = shapes_ood.render(rng(seed), frozenset({"frame"}))
+        assert image.shape == (128, 128, 3)
+        # no texture, noise or anti-aliasing: a plain background and flat shapes, nothing in between
+        image, masks, class_ids, hidden = shapes_ood.render(rng(seed), frozenset({"texture", "noise", "antialias"}))
+        assert len(np.unique(image.reshape(-1, 3), axis=0)) <= len(class_ids) + 1
+        _, soft_masks, *_ = shapes_ood.render(rng(seed), frozenset({"texture", "noise"}))
+        assert soft_masks.shape == masks.shape and (soft_masks != masks).mean() < 0.01  # the same shapes
+        # the default draws tilted, anti-aliased shapes: far more than one colour per shape
+        image, _, class_ids, _ = shapes_ood.render(rng(seed))
+        assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10 * (len(class_ids) + 1)
+    # a hard-edged square of side 24: its box is 24 wide upright, 24 * (cos + sin) = 29.4 tilted 15 degrees
+    for angle, low, high in ((0.0, 24, 26), (np.radians(15), 29, 31)):  # PIL fills edge pixels
+        square = shapes_ood._coverage(0, 40.0, 40.0, 12.0, angle, 80, 80, 1) >= 0.5
+        assert low <= np.count_nonzero(square.any(axis=0)) <= high and set(np.unique(square)) == {False, True}
+    with pytest.raises(ValueError, match="unknown factors"):
+        shapes_ood.write_set("/nonexistent", 1, 0, ["colour"])
+
+
+def test_factor_report(tmp_path, capsys):
+    from benchmarks import ood_factors
+    from model.configs import ShapesConfig
+    from model.maskrcnn import MaskRCNN
+    from model.weights.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    config = ShapesConfig(TOP_DOWN_PYRAMID_SIZE=64, FPN_CLASSIF_FC_LAYERS_SIZE=64, POST_NMS_ROIS_INFERENCE=100)
+    save_checkpoint(tmp_path / "shapes.pt", MaskRCNN(config))
+    assert ood_factors.main(["--weights", str(tmp_path / "shapes.pt"), "--count", "2", "--factors", "frame",
+                             "--sets", str(tmp_path / "sets"), "--output", str(tmp_path / "report")]) == 0
+    assert "| frame |" in capsys.readouterr().out
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["scores"]) == {"(none)", "frame"}
+    frames = json.loads((tmp_path / "sets" / "without_frame" / "instances.json").read_text())
+    assert frames["info"]["without"] == ["frame"]
+    assert {(i["height"], i["width"]) for i in frames["images"]} == {(128, 128)}

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from model.data.dataset import WIDE_SHAPES, Dataset, ShapesStyle, shapes_dataset
+from model.data.dataset import VARIED_SHAPES, WIDE_SHAPES, Dataset, ShapesStyle, shape_mask, shapes_dataset
 
 
 def test_classes_from_two_sources():
@@ -54,6 +54,7 @@ def test_default_style_is_matterports_set():
     d = shapes_dataset(3, 128, 128, seed=1, style=ShapesStyle())
     assert int(d.load_image(0).sum()) == 7120106 and list(d.load_mask(0)[1]) == [1, 2, 1, 1]
     assert all("noise" not in info and "gradient" not in info for info in d.image_info)
+    assert all(len(dims) == 3 for info in d.image_info for *_, dims in info["shapes"])  # upright
 
 
 def test_wide_style_draws_a_wider_variety():
@@ -76,5 +77,44 @@ def test_wide_style_draws_a_wider_variety():
         for k in range(masks.shape[-1]):  # each mask lies on its shape's colour, up to the noise
             color = [c for (name, c, _) in d.image_info[i]["shapes"]
                      if d.class_names.index(name) == class_ids[k]]
+            pixels = image[masks[:, :, k]].astype(float)
+            assert min(np.abs(np.median(pixels, axis=0) - c).max() for c in color) <= 2 + sigma
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_turned_shapes_keep_their_area_and_symmetry():
+    upright = {name: shape_mask(name, (48.0, 48.0, 20.0), 96, 96) for name in ("square", "circle", "triangle")}
+    for name, mask in upright.items():
+        turned = shape_mask(name, (48.0, 48.0, 20.0, 30.0), 96, 96)
+        assert abs(int(turned.sum()) - int(mask.sum())) <= 0.03 * mask.sum()  # a turn keeps the area
+        assert iou(turned, mask) < 0.9 or name == "circle"  # ... but moves the outline
+    # symmetries: a square turned by 90 degrees and a triangle by 120 are themselves again
+    assert iou(shape_mask("square", (48.0, 48.0, 20.0, 90.0), 96, 96), upright["square"]) > 0.97
+    assert iou(shape_mask("triangle", (48.0, 48.0, 20.0, 120.0), 96, 96), upright["triangle"]) > 0.95
+    # a square turned by 45 degrees is a diamond: its corners reach size * sqrt(2) along the axes
+    diamond = shape_mask("square", (48.0, 48.0, 20.0, 45.0), 96, 96)
+    rows = np.nonzero(diamond.any(axis=1))[0]
+    assert abs((rows.max() - rows.min() + 1) - 2 * 20 * np.sqrt(2)) <= 2
+
+
+def test_varied_style_turns_shapes_and_clutters_backgrounds():
+    d = shapes_dataset(40, 128, 128, seed=3, style=VARIED_SHAPES)
+    again = shapes_dataset(40, 128, 128, seed=3, style=VARIED_SHAPES)
+    angles = [dims[3] for info in d.image_info for name, _, dims in info["shapes"] if name != "circle"]
+    assert angles and max(np.abs(angles)) <= 30 and np.std(angles) > 10
+    cluttered = [i for i, info in enumerate(d.image_info) if "clutter" in info]
+    assert 10 < len(cluttered) < 38
+    for i in cluttered[:6]:
+        image = d.load_image(i)
+        np.testing.assert_array_equal(image, again.load_image(i))  # the clutter is seeded
+        masks, class_ids = d.load_mask(i)
+        background = image[~masks.any(axis=-1)].astype(float)  # [P,3]
+        assert background.std(axis=0).max() > d.image_info[i]["noise"][0] + 2  # more than plain + noise
+        sigma = d.image_info[i]["noise"][0]
+        for k in range(masks.shape[-1]):  # shapes are drawn over the clutter: their colour, up to the noise
+            color = [c for (name, c, _) in d.image_info[i]["shapes"] if d.class_names.index(name) == class_ids[k]]
             pixels = image[masks[:, :, k]].astype(float)
             assert min(np.abs(np.median(pixels, axis=0) - c).max() for c in color) <= 2 + sigma
