@@ -1,0 +1,44 @@
+"""benchmarks.train_shapes: the curriculum's stages (training and evaluation stubbed)."""
+
+import json
+
+import pytest
+
+from benchmarks import shapes_ood, train_shapes
+from model.evaluate import Evaluation
+from model.training.loop import TrainingRun
+
+STATS = {k: 0.5 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+
+
+@pytest.mark.parametrize("easy, expected", [
+    (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 16), ("varied", "default", 3e-5, 20)]),
+    (0, [("varied", "default", 3e-4, 16), ("varied", "default", 3e-5, 20)]),
+])
+def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
+    stages = []
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
+        style = "varied" if "noise" in dataset.image_info[0] else "standard"
+        stages.append((style, kwargs["augmentation"], round(lr, 9), epochs))
+        run = run or TrainingRun(run_dir=str(tmp_path))
+        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
+        run.epoch = epochs
+        return run
+
+    ood_json = shapes_ood.write_set(str(tmp_path / "ood"), 2, 0)
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
+    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
+    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
+    assert train_shapes.main(["--easy-epochs", str(easy), "--train-images", "4", "--output", str(tmp_path / "r"),
+                              "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert stages == expected
+    assert ("after --easy-epochs 3 on standard shapes" in capsys.readouterr().out) == (easy == 3)
+    assert [h["epoch"] for h in json.loads((tmp_path / "r.json").read_text())["history"]] == list(range(1, 21))
+
+
+def test_easy_epochs_beyond_the_schedule_are_refused(capsys):
+    with pytest.raises(SystemExit):
+        train_shapes.main(["--easy-epochs", "17"])
+    assert "--easy-epochs 17 must lie in 0..--epochs (16)" in capsys.readouterr().err
