@@ -48,6 +48,7 @@ from benchmarks import shapes_ood
 from benchmarks.common import has_bf16, markdown_table, publish
 from model.config import OPTIMIZERS
 from model.configs import ShapesConfig
+from model.data.augment import POLICIES
 from model.data.coco import CocoDataset
 from model.data.dataset import SHAPES_STYLES, shapes_dataset
 from model.evaluate import evaluate
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     parser.add_argument("--lr", type=float, help="base learning rate (default: 0.01 for SGD, 3e-4 for Adam)")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
                         help="auto: bf16 where the CPU has bf16 instructions, else fp32")
-    parser.add_argument("--augment", choices=("none", "flip", "default"), default="default",
+    parser.add_argument("--augment", choices=POLICIES, default="default",
                         help="training augmentation policy (model.data.augment)")
     parser.add_argument("--style", choices=tuple(SHAPES_STYLES), default="varied",
                         help="training shapes: Matterport's toy set, or a wider variety (SHAPES_STYLES)")
@@ -105,7 +106,8 @@ def main(argv=None) -> int:
     train_set = shapes_dataset(args.train_images, side, side, TRAIN_SEED, style)
     val_set = shapes_dataset(50, side, side, TRAIN_SEED + 100, style)
     model = MaskRCNN(config)
-    easy_set = shapes_dataset(args.train_images, side, side, TRAIN_SEED) if args.easy_epochs else None
+    easy_set = (train_set if args.style == "standard" or not args.easy_epochs  # unused without easy epochs
+                else shapes_dataset(args.train_images, side, side, TRAIN_SEED))
     stages = ((easy_set, "flip", args.lr, args.easy_epochs), (train_set, args.augment, args.lr, args.epochs),
               (train_set, args.augment, args.lr / 10, args.epochs + args.fine_epochs))
     start = time.perf_counter()

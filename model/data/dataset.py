@@ -259,10 +259,10 @@ def random_image_spec(rng: np.random.Generator, height: int, width: int, style: 
         if overlap > style.max_overlap:
             continue
         boxes.append(box)
+        dims = (cy, cx, size)
         if style.max_rotation > 0 and name != "circle":
-            shapes.append((name, color, (cy, cx, size, float(rng.uniform(-style.max_rotation, style.max_rotation)))))
-        else:
-            shapes.append((name, color, (cy, cx, size)))
+            dims += (float(rng.uniform(-style.max_rotation, style.max_rotation)),)
+        shapes.append((name, color, dims))
     return background, shapes
 
 
