@@ -7,7 +7,8 @@ full set and on the set with one factor at a time drawn as the standard shapes a
 The sets are benchmarks.shapes_ood's (the same seed, so image k differs between two
 sets only in the factor removed; removing "small" or "crowd" draws other shape sizes or
 counts, so those sets also differ in where shapes lie). A factor whose removal gains
-much mask AP50 is one the model did not learn to handle. Evaluation as in
+much mask AP50 is one the model did not learn to handle; the full set is also scored by
+background texture (stripes, checkerboard, blotches, gradient). Evaluation as in
 benchmarks.train_shapes: float32, DETECTION_MIN_CONFIDENCE 0, COCO AP by pycocotools.
 Each set is written once under --sets (kept for the next run); the report goes to
 --output.{md,json}.
@@ -27,19 +28,26 @@ from benchmarks import shapes_ood
 from benchmarks.common import markdown_table, publish
 from benchmarks.train_shapes import ARTIFACT
 from model.data.coco import CocoDataset
-from model.evaluate import evaluate
+from model.evaluate import coco_stats, evaluate
 from model.weights.checkpoint import load_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def score(model, folder: str, count: int, seed: int, without=()) -> dict:
-    """COCO mask and box AP of ``model`` on a benchmarks.shapes_ood set written to ``folder``."""
+    """COCO mask and box AP of ``model`` on a benchmarks.shapes_ood set written to ``folder``,
+    and mask AP of the images of each background texture ("by_background")."""
     dataset = CocoDataset()
     dataset.load_coco(shapes_ood.write_set(folder, count, seed, without), folder)
     dataset.prepare()
     result = evaluate(model, dataset, progress=False)
-    return {"mask": result.mask, "box": result.box}
+    categories = [c["id"] for c in dataset.class_info[1:]]
+    by_background = {}
+    for texture in sorted({info["background"] for info in dataset.coco.imgs.values()}):
+        ids = [i for i, info in dataset.coco.imgs.items() if info["background"] == texture]
+        by_background[texture] = {"images": len(ids),
+                                  "mask": coco_stats(dataset.coco, result.results, "segm", ids, categories)}
+    return {"mask": result.mask, "box": result.box, "by_background": by_background}
 
 
 def main(argv=None) -> int:
@@ -69,7 +77,11 @@ def main(argv=None) -> int:
     body = (f"Model {args.weights}, scored on the first {args.count} images of benchmarks.shapes_ood (seed "
             f"{args.seed}) with the factor named drawn as the standard shapes are; {torch.get_num_threads()} "
             f"threads, {(time.perf_counter() - started) / 60:.1f} min.\n\n"
-            + markdown_table(["factor removed", "mask AP50", "gain", "mask AP", "mask APs", "box AP50"], rows))
+            + markdown_table(["factor removed", "mask AP50", "gain", "mask AP", "mask APs", "box AP50"], rows)
+            + "\n\nThe full set by background texture (benchmarks.shapes_ood.BACKGROUNDS):\n\n"
+            + markdown_table(["background", "images", "mask AP50", "mask AP"],
+                             [[name, s["images"], f"{s['mask']['AP50']:.3f}", f"{s['mask']['AP']:.3f}"]
+                              for name, s in scores["(none)"]["by_background"].items()]))
     publish(args.output, "Out-of-distribution shapes: the cost of each factor", body,
             {"weights": args.weights, "count": args.count, "seed": args.seed, "scores": scores},
             "python -m benchmarks.train_shapes --style varied --augment default   # train on more variety")

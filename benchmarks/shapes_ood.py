@@ -29,7 +29,7 @@ import json
 import math
 import os
 import sys
-from typing import FrozenSet, Iterable, List, Tuple
+from typing import FrozenSet, Iterable, List, NamedTuple, Tuple
 
 import numpy as np
 import torch
@@ -43,27 +43,36 @@ from runtime.files import write_text_atomic
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_DIR = os.path.join(HERE, "artifacts", "shapes_ood")
 SUPERSAMPLE = 4
-VERSION = 1  # bump when the drawing changes: the folder is regenerated
+VERSION = 2  # bump when the drawing or the JSON changes: the folder is regenerated (2: "background")
 # what makes the set out of distribution; render(without=...) draws each as the standard set does:
 # square 128x128 frames, plain backgrounds, half-sizes side/16-side/4, 2-4 shapes at box IoU <= 0.3,
 # upright shapes, no pixel noise, hard edges
 FACTORS = ("frame", "texture", "small", "crowd", "tilt", "noise", "antialias")
+BACKGROUNDS = ("stripes", "checkerboard", "blotches", "gradient")  # each image's, in the JSON's "background"
 
 
-def render(rng: np.random.Generator, without: FrozenSet[str] = frozenset()
-           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One image: RGB uint8 [h,w,3], visible masks bool [h,w,N], class ids int32 [N]
-    (1 square, 2 circle, 3 triangle) and ``hidden`` bool [N] (mostly occluded).
-    ``without``: FACTORS drawn as the standard shapes are (an ablation of the set)."""
+class OodImage(NamedTuple):
+    """One drawn image of the set."""
+
+    image: np.ndarray  # RGB uint8 [h,w,3]
+    masks: np.ndarray  # visible masks bool [h,w,N]
+    class_ids: np.ndarray  # int32 [N]: 1 square, 2 circle, 3 triangle
+    hidden: np.ndarray  # bool [N]: mostly occluded (iscrowd in the JSON)
+    background: str  # one of BACKGROUNDS, or "plain" without the texture factor
+
+
+def render(rng: np.random.Generator, without: FrozenSet[str] = frozenset()) -> OodImage:
+    """One image; ``without``: FACTORS drawn as the standard shapes are (an ablation of the set)."""
     long_side = int(rng.integers(128, 193))
     aspect = math.exp(rng.uniform(0, math.log(1.8)))
     short_side = max(48, int(round(long_side / aspect)))
     height, width = (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
     if "frame" in without:
         height = width = 128
-    pixels = background(rng, height, width)
+    pixels, texture = background(rng, height, width)
     if "texture" in without:
         pixels[:] = pixels[0, 0]
+        texture = "plain"
     background_mean = pixels.reshape(-1, 3).mean(axis=0)  # [3]
     min_side = min(height, width)
     low, high = (min_side / 16, min_side / 4) if "small" in without else (min_side / 20, min_side / 5)
@@ -89,11 +98,11 @@ def render(rng: np.random.Generator, without: FrozenSet[str] = frozenset()
     image = np.clip(np.around(pixels), 0, 255).astype(np.uint8)
     masks, hidden = _visible_masks(coverage)
     class_ids = np.array([kind + 1 for kind, *_ in specs], np.int32)
-    return image, masks, class_ids, hidden
+    return OodImage(image, masks, class_ids, hidden, texture)
 
 
-def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """float32 [h,w,3] texture: stripes, checkerboard, blotches or a gradient of two colours."""
+def background(rng: np.random.Generator, height: int, width: int) -> Tuple[np.ndarray, str]:
+    """float32 [h,w,3] texture of two colours and its name (BACKGROUNDS)."""
     a, b = rng.integers(0, 256, (2, 3)).astype(np.float32)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     kind = int(rng.integers(0, 4))
@@ -109,7 +118,7 @@ def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     else:  # linear gradient
         t = linear_ramp(height, width, rng.uniform(0, 2 * math.pi))
     t = t * rng.uniform(0.3, 1.0)  # texture contrast
-    return a * (1 - t[:, :, None]) + b * t[:, :, None]
+    return a * (1 - t[:, :, None]) + b * t[:, :, None], BACKGROUNDS[kind]
 
 
 def _color(rng: np.random.Generator, mean: np.ndarray) -> Tuple[int, int, int]:
@@ -173,10 +182,11 @@ def write_set(folder: str, count: int = 200, seed: int = 7, without: Iterable[st
     os.makedirs(folder, exist_ok=True)
     images, annotations = [], []
     for image_id in range(count):
-        image, masks, class_ids, hidden = render(np.random.default_rng([seed, image_id]), without)
+        image, masks, class_ids, hidden, texture = render(np.random.default_rng([seed, image_id]), without)
         name = f"{image_id:04d}.png"
         Image.fromarray(image).save(os.path.join(folder, name))
-        images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1]})
+        images.append({"id": image_id, "file_name": name, "height": image.shape[0], "width": image.shape[1],
+                       "background": texture})
         for i in np.nonzero(masks.any(axis=(0, 1)))[0]:
             mask = masks[:, :, i]
             annotations.append({"id": len(annotations) + 1, "image_id": image_id,

@@ -10,8 +10,9 @@ ShapesConfig (ResNet50, 128x128, batch 4), all layers, Adam (--optimizer SGD: Ma
 SGD with momentum), --epochs at --lr then --fine-epochs at a 10x lower rate. The first
 --easy-epochs of them (a curriculum; 3 by default) train on standard shapes with a flip,
 the rest on --style: standard (Matterport's toy set), wide (WIDE_SHAPES: non-square
-frames, gradient and noisy backgrounds, 1-6 smaller, more overlapping shapes) or varied
-(VARIED_SHAPES, the default: wide plus turned shapes and cluttered backgrounds), with
+frames, gradient and noisy backgrounds, 1-6 smaller, more overlapping shapes), varied
+(VARIED_SHAPES, the default: wide plus turned shapes and cluttered backgrounds) or
+mosaic (MOSAIC_SHAPES: varied plus, on half the images, a mosaic of hard-edged cells), with
 --augment: flip (Matterport's), default (the default: flip, scale/aspect jitter with
 crop/pad, colour jitter, noise, blur; model.data.augment) or none. Without the
 curriculum varied data learns masks late and ends far lower (README). The defaults are
@@ -79,6 +80,10 @@ def main(argv=None) -> int:
     parser.add_argument("--easy-epochs", type=int, default=3,
                         help="a curriculum: the first epochs on standard shapes with --augment flip, "
                              "then --style and --augment (the masks are learned sooner)")
+    parser.add_argument("--keep-checkpoints", type=int, default=2,
+                        help="epoch checkpoints kept in the run's log dir (each is ~380 MB)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seeds the initial weights and what training draws (the data sets stay fixed)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--train-images", type=int, default=4000)
     parser.add_argument("--eval-images", type=int, default=200)
@@ -90,6 +95,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.easy_epochs <= args.epochs:
         parser.error(f"--easy-epochs {args.easy_epochs} must lie in 0..--epochs ({args.epochs})")
+    if args.keep_checkpoints < 1:
+        parser.error("--keep-checkpoints must be at least 1 (the checkpoint to resume from)")
     if args.quick:
         args.epochs, args.fine_epochs, args.steps, args.eval_images = 1, 1, 5, 10
         args.easy_epochs = min(args.easy_epochs, 1)
@@ -98,7 +105,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     precision = args.precision if args.precision != "auto" else ("bf16" if has_bf16() else "fp32")
     args.lr = args.lr or DEFAULT_LR[args.optimizer]
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     config = dataclasses.replace(ShapesConfig(), STEPS_PER_EPOCH=args.steps, TRAIN_BN=None, BATCH_RENORM=True,
                                  OPTIMIZER=args.optimizer)
     side = config.IMAGE_SHAPE[0]
@@ -115,7 +122,8 @@ def main(argv=None) -> int:
     for data, augment, lr, last_epoch in stages:  # each stage trains up to its last epoch
         if last_epoch > (run.epoch if run else 0):
             run = train_model(model, data, val_set, lr, last_epoch, layers="all", augmentation=augment,
-                              log_dir=args.log_dir, class_names=train_set.class_names, precision=precision, run=run)
+                              log_dir=args.log_dir, class_names=train_set.class_names, precision=precision, run=run,
+                              seed=args.seed, keep_checkpoints=args.keep_checkpoints)
     train_seconds = time.perf_counter() - start
     last = checkpoint_path(run.run_dir, config.NAME, run.epoch)
     if not args.quick:
@@ -142,8 +150,9 @@ def main(argv=None) -> int:
             for kind in ("box", "mask")]
     body = (f"From scratch, {args.optimizer}, {args.epochs} epochs at lr {args.lr:g} + {args.fine_epochs} at lr "
             f"{args.lr / 10:g}, "
-            f"batch renormalization, {precision}, {torch.get_num_threads()} threads; {args.steps} steps of 4 "
-            f"images each; {args.train_images} training images (--style {args.style}, seed {TRAIN_SEED}), "
+            f"batch renormalization, {precision}, {torch.get_num_threads()} threads, seed {args.seed}; "
+            f"{args.steps} steps of 4 images each; {args.train_images} training images (--style {args.style}, "
+            f"seed {TRAIN_SEED}), "
             f"--augment {args.augment}"
             + (f" after --easy-epochs {args.easy_epochs} on standard shapes with --augment flip"
                if args.easy_epochs else "")

@@ -99,7 +99,9 @@ def mask_overlaps(masks1: np.ndarray, masks2: np.ndarray) -> np.ndarray:
     return intersections / np.maximum(union, 1e-9)
 
 
-def _coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> Dict[str, float]:
+def coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> Dict[str, float]:
+    """COCO AP (STAT_NAMES) of ``results`` against the pycocotools ``gt`` over
+    ``image_ids`` and ``category_ids``; kind "bbox" or "segm"."""
     from pycocotools.cocoeval import COCOeval
 
     if not results:
@@ -143,8 +145,8 @@ def evaluate(model, dataset: Dataset, limit: Optional[int] = None, progress: boo
             aps.append(compute_ap(gt_class_ids[keep], gt_masks[:, :, keep], detections.class_ids,
                                   detections.scores, detections.masks))
     scored = (source_ids, categories[1:])
-    return Evaluation(images=len(image_ids), box=_coco_stats(coco_gt, results, "bbox", *scored),
-                      mask=_coco_stats(coco_gt, results, "segm", *scored),
+    return Evaluation(images=len(image_ids), box=coco_stats(coco_gt, results, "bbox", *scored),
+                      mask=coco_stats(coco_gt, results, "segm", *scored),
                       voc_map50=float(np.mean(aps)) if aps else 0.0, results=results)
 
 

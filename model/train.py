@@ -138,6 +138,8 @@ def main(argv=None) -> int:
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="override the config's OPTIMIZER (default SGD, Matterport's); Adam learns much sooner "
                              "from scratch (use a ~30x lower --lr, e.g. 3e-4 for shapes)")
+    parser.add_argument("--keep-checkpoints", type=int, metavar="N",
+                        help="keep only the newest N epoch checkpoints of the run (default: all, as Matterport)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="bf16: bfloat16 autocast (1.5x faster per step on a CPU with AMX; needs AVX512-BF16/AMX "
                              "or a bf16-capable GPU to pay off); losses, proposals and targets stay float32")
@@ -168,6 +170,7 @@ def main(argv=None) -> int:
                           log_dir=args.log_dir, run=run,
                           seed=args.seed, workers=args.workers, class_names=train_set.class_names,
                           clip_per_tensor=args.clip_per_tensor, precision=args.precision,
+                          keep_checkpoints=args.keep_checkpoints,
                           calibrate_bn_steps=20 if args.init == "none" and config.TRAIN_BN is False else 0)
     except (WeightsError, ConfigError, DatasetError, FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -104,13 +104,15 @@ class ShapesStyle:
     max_noise: float = 0.0  # Gaussian pixel noise, sigma uniform in [0, max_noise] (0-255)
     max_rotation: float = 0.0  # squares and triangles turned by uniform [-a, a] degrees
     clutter: float = 0.0  # probability of a cluttered background (smooth colour noise, line strokes)
+    mosaic: float = 0.0  # probability of a background of irregular hard-edged cells (a Voronoi mosaic)
 
 
 WIDE_SHAPES = ShapesStyle(max_shapes=6, size_divisors=(24, 4), max_overlap=0.5, max_aspect=1.6,
                           gradient=0.5, max_noise=16.0)
 VARIED_SHAPES = ShapesStyle(max_shapes=7, size_divisors=(24, 4), max_overlap=0.5, max_aspect=1.8,
                             gradient=0.3, max_noise=16.0, max_rotation=30.0, clutter=0.6)
-SHAPES_STYLES = {"standard": ShapesStyle(), "wide": WIDE_SHAPES, "varied": VARIED_SHAPES}
+MOSAIC_SHAPES = dataclasses.replace(VARIED_SHAPES, mosaic=0.5)
+SHAPES_STYLES = {"standard": ShapesStyle(), "wide": WIDE_SHAPES, "varied": VARIED_SHAPES, "mosaic": MOSAIC_SHAPES}
 
 
 class ShapesDataset(Dataset):
@@ -131,6 +133,8 @@ class ShapesDataset(Dataset):
                 extra["gradient"] = (tuple(int(v) for v in rng.integers(0, 256, 3)), float(rng.uniform(0, 2 * math.pi)))
             if style.clutter > 0 and rng.random() < style.clutter:
                 extra["clutter"] = int(rng.integers(0, 2 ** 31 - 1))
+            if style.mosaic > 0 and rng.random() < style.mosaic:
+                extra["mosaic"] = int(rng.integers(0, 2 ** 31 - 1))
             if style.max_noise > 0:
                 extra["noise"] = (float(rng.uniform(0, style.max_noise)), int(rng.integers(0, 2 ** 31 - 1)))
             self.add_image("shapes", image_id=image_id, path=None, width=frame_w, height=frame_h,
@@ -149,6 +153,8 @@ class ShapesDataset(Dataset):
             color, angle = info["gradient"]
             t = linear_ramp(height, width, angle)[:, :, None]  # [h,w,1]
             pixels = pixels * (1 - t) + np.asarray(color, np.float32) * t
+        if "mosaic" in info:
+            pixels = mosaic(pixels, np.random.default_rng(info["mosaic"]))
         if "clutter" in info:
             pixels = clutter(pixels, np.random.default_rng(info["clutter"]))
         for name, color, dims in info["shapes"]:
@@ -197,6 +203,20 @@ def clutter(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         distance = np.hypot(y - (y1 + along * (y2 - y1)), x - (x1 + along * (x2 - x1)))
         pixels[distance <= rng.uniform(0.5, 1.5)] = rng.integers(0, 256, 3)
     return pixels
+
+
+def mosaic(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float32 [h,w,3] background ``pixels`` split into the Voronoi cells of 6-48 random
+    points, each cell blended towards one of two random colours by its own amount:
+    irregular polygons with hard edges and corners that are not objects."""
+    height, width = pixels.shape[:2]
+    cells = int(rng.integers(6, 49))
+    points = rng.uniform(0, 1, (cells, 2)) * (height, width)  # [K,2] (y, x) pixels
+    y, x = _pixel_centres(height, width)
+    nearest = np.argmin((y[:, :, None] - points[:, 0]) ** 2 + (x[:, :, None] - points[:, 1]) ** 2, axis=-1)  # [h,w]
+    colors = rng.integers(0, 256, (2, 3)).astype(np.float32)[rng.integers(0, 2, cells)]  # [K,3]
+    amount = (rng.uniform(0, 1, cells) * rng.uniform(0.3, 1.0)).astype(np.float32)[nearest][:, :, None]  # [h,w,1]
+    return pixels * (1 - amount) + colors[nearest] * amount
 
 
 def _frame_size(rng: np.random.Generator, height: int, width: int, max_aspect: float) -> Tuple[int, int]:

@@ -157,6 +157,17 @@ def checkpoint_path(run_dir: str, name: str, epoch: int) -> str:
     return os.path.join(run_dir, f"mask_rcnn_{name.lower()}_{epoch:04d}.pt")
 
 
+def prune_checkpoints(run_dir: str, name: str, keep: int) -> List[str]:
+    """Delete all but the newest ``keep`` epoch checkpoints of ``name`` in ``run_dir``;
+    returns the deleted paths."""
+    pattern = re.compile(rf"mask_rcnn_{re.escape(name.lower())}_(\d{{4}})\.pt")
+    epochs = sorted(int(m.group(1)) for m in map(pattern.fullmatch, os.listdir(run_dir)) if m)
+    stale = [checkpoint_path(run_dir, name, epoch) for epoch in epochs[:-keep]]
+    for path in stale:
+        os.remove(path)
+    return stale
+
+
 def find_last(log_root: str, name: str) -> str:
     """The newest checkpoint of the newest run of ``name`` under ``log_root``."""
     key = name.lower()
@@ -251,7 +262,7 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                 flip: bool = True, log_dir: str = "logs", run: Optional[TrainingRun] = None, seed: int = 0,
                 workers: int = 0, class_names: Optional[List[str]] = None, progress: bool = True,
                 on_step=None, calibrate_bn_steps: int = 0, clip_per_tensor: bool = False,
-                precision: str = "fp32") -> TrainingRun:
+                precision: str = "fp32", keep_checkpoints: Optional[int] = None) -> TrainingRun:
     """Train ``model`` from ``run.epoch`` (0 for a new run) up to ``epochs``.
 
     layers: "heads", "3+", "4+", "5+", "all" or a regex of Keras layer names.
@@ -267,7 +278,11 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     precision: "fp32", or "bf16" for bfloat16 autocast (see TrainingModel). Training
     runs channels-last (faster oneDNN convolutions); the model is returned in the
     default memory format.
+    keep_checkpoints: keep only this run's newest N epoch checkpoints (None: all, as
+    Matterport does); an older one is deleted only after the new one is written.
     """
+    if keep_checkpoints is not None and keep_checkpoints < 1:
+        raise ValueError(f"keep_checkpoints must be at least 1 (the checkpoint to resume from), not {keep_checkpoints}")
     config = model.config
     if isinstance(augmentation, str):
         flip = False  # the named policy includes its own flip
@@ -318,6 +333,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                                           "optimizer_name": config.OPTIMIZER, "layers": layers,
                                           "learning_rate": learning_rate, "seed": seed,
                                           "history": run.history})
+                if keep_checkpoints is not None:
+                    prune_checkpoints(run.run_dir, config.NAME or "mrcnn", keep_checkpoints)
     finally:
         if writer is not None:
             writer.close()

@@ -22,6 +22,7 @@ def test_written_once_deterministic_and_loadable(tmp_path, capsys):
     assert (a / "0004.png").stat().st_mtime_ns == stamp
 
     data = json.loads(open(path).read())
+    assert {i["background"] for i in data["images"]} <= set(shapes_ood.BACKGROUNDS)
     assert data["info"]["count"] == 6 and [c["name"] for c in data["categories"]] == ["square", "circle", "triangle"]
     dataset = CocoDataset()
     dataset.load_coco(path, str(b))
@@ -36,7 +37,8 @@ def test_written_once_deterministic_and_loadable(tmp_path, capsys):
 
 def test_masks_cover_the_drawn_shapes():
     for seed in range(4):
-        image, masks, class_ids, hidden = shapes_ood.render(np.random.default_rng(seed))
+        image, masks, class_ids, hidden, texture = shapes_ood.render(np.random.default_rng(seed))
+        assert texture in shapes_ood.BACKGROUNDS
         assert image.dtype == np.uint8 and masks.shape[:2] == image.shape[:2] and len(class_ids) == len(hidden)
         assert set(class_ids) <= {1, 2, 3} and not (masks.sum(axis=-1) > 1).any()
         for k in np.nonzero(~hidden)[0]:
@@ -64,12 +66,14 @@ def test_each_factor_can_be_drawn_as_the_standard_set_does():
         image, *_ = shapes_ood.render(rng(seed), frozenset({"frame"}))
         assert image.shape == (128, 128, 3)
         # no texture, noise or anti-aliasing: a plain background and flat shapes, nothing in between
-        image, masks, class_ids, hidden = shapes_ood.render(rng(seed), frozenset({"texture", "noise", "antialias"}))
+        image, masks, class_ids, hidden, texture = shapes_ood.render(rng(seed),
+                                                                     frozenset({"texture", "noise", "antialias"}))
+        assert texture == "plain"
         assert len(np.unique(image.reshape(-1, 3), axis=0)) <= len(class_ids) + 1
         _, soft_masks, *_ = shapes_ood.render(rng(seed), frozenset({"texture", "noise"}))
         assert soft_masks.shape == masks.shape and (soft_masks != masks).mean() < 0.01  # the same shapes
         # the default draws tilted, anti-aliased shapes: far more than one colour per shape
-        image, _, class_ids, _ = shapes_ood.render(rng(seed))
+        image, _, class_ids, *_ = shapes_ood.render(rng(seed))
         assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10 * (len(class_ids) + 1)
     # a hard-edged square of side 24: its box is 24 wide upright, 24 * (cos + sin) = 29.4 tilted 15 degrees
     for angle, low, high in ((0.0, 24, 26), (np.radians(15), 29, 31)):  # PIL fills edge pixels
@@ -93,6 +97,8 @@ def test_factor_report(tmp_path, capsys):
     assert "| frame |" in capsys.readouterr().out
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["scores"]) == {"(none)", "frame"}
+    by_background = report["scores"]["(none)"]["by_background"]  # the 2 images' textures, scored apart
+    assert sum(s["images"] for s in by_background.values()) == 2 and set(by_background) <= set(shapes_ood.BACKGROUNDS)
     frames = json.loads((tmp_path / "sets" / "without_frame" / "instances.json").read_text())
     assert frames["info"]["without"] == ["frame"]
     assert {(i["height"], i["width"]) for i in frames["images"]} == {(128, 128)}

@@ -21,6 +21,7 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
         style = "varied" if "noise" in dataset.image_info[0] else "standard"
         stages.append((style, kwargs["augmentation"], round(lr, 9), epochs))
+        assert (kwargs["seed"], kwargs["keep_checkpoints"]) == (7, 2)
         run = run or TrainingRun(run_dir=str(tmp_path))
         run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
         run.epoch = epochs
@@ -31,14 +32,18 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
     monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
     monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
-    assert train_shapes.main(["--easy-epochs", str(easy), "--train-images", "4", "--output", str(tmp_path / "r"),
-                              "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert train_shapes.main(["--easy-epochs", str(easy), "--train-images", "4", "--seed", "7",
+                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
     assert stages == expected
-    assert ("after --easy-epochs 3 on standard shapes" in capsys.readouterr().out) == (easy == 3)
+    out = capsys.readouterr().out
+    assert ("after --easy-epochs 3 on standard shapes" in out) == (easy == 3) and "seed 7;" in out
     assert [h["epoch"] for h in json.loads((tmp_path / "r.json").read_text())["history"]] == list(range(1, 21))
 
 
-def test_easy_epochs_beyond_the_schedule_are_refused(capsys):
+def test_easy_epochs_beyond_the_schedule_and_no_checkpoints_are_refused(capsys):
     with pytest.raises(SystemExit):
         train_shapes.main(["--easy-epochs", "17"])
     assert "--easy-epochs 17 must lie in 0..--epochs (16)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_shapes.main(["--keep-checkpoints", "0"])
+    assert "--keep-checkpoints must be at least 1" in capsys.readouterr().err

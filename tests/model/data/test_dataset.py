@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from model.data.dataset import VARIED_SHAPES, WIDE_SHAPES, Dataset, ShapesStyle, shape_mask, shapes_dataset
+from model.data.dataset import (
+    MOSAIC_SHAPES,
+    VARIED_SHAPES,
+    WIDE_SHAPES,
+    Dataset,
+    ShapesStyle,
+    mosaic,
+    shape_mask,
+    shapes_dataset,
+)
 
 
 def test_classes_from_two_sources():
@@ -118,3 +127,16 @@ def test_varied_style_turns_shapes_and_clutters_backgrounds():
             color = [c for (name, c, _) in d.image_info[i]["shapes"] if d.class_names.index(name) == class_ids[k]]
             pixels = image[masks[:, :, k]].astype(float)
             assert min(np.abs(np.median(pixels, axis=0) - c).max() for c in color) <= 2 + sigma
+
+
+def test_mosaic_splits_the_background_into_hard_edged_cells():
+    flat = np.full((96, 160, 3), 100, np.float32)
+    tiled = mosaic(flat.copy(), np.random.default_rng(5))
+    np.testing.assert_array_equal(tiled, mosaic(flat.copy(), np.random.default_rng(5)))  # seeded
+    colours = np.unique(tiled.reshape(-1, 3), axis=0)  # [C,3]
+    assert 3 <= len(colours) <= 48
+    edges = (tiled[:, 1:] != tiled[:, :-1]).any(axis=-1)  # [h,w-1] colour changes between neighbours
+    assert 0 < edges.mean() < 0.1  # piecewise constant: hard edges between cells, flat inside
+    styled = shapes_dataset(40, 128, 128, seed=3, style=MOSAIC_SHAPES)
+    assert 10 < sum("mosaic" in info for info in styled.image_info) < 30
+    assert not any("mosaic" in info for info in shapes_dataset(40, 128, 128, seed=3, style=VARIED_SHAPES).image_info)

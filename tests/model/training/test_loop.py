@@ -22,6 +22,7 @@ from model.training.loop import (
     batch_loader,
     find_last,
     make_optimizer,
+    prune_checkpoints,
     resume,
     sample_to_device,
     set_trainable,
@@ -147,7 +148,9 @@ def test_resume_after_an_interrupted_epoch_reproduces_the_run(tiny_config, tmp_p
     data, val = shapes_dataset(6, 128, 128, 1, WIDE_SHAPES), shapes(2, seed=9)
     common = dict(layers="all", progress=False, augmentation="default")
     straight = new_model(config)
-    train_model(straight, data, val, 0.01, 2, log_dir=str(tmp_path / "a"), **common)
+    straight_run = train_model(straight, data, val, 0.01, 2, log_dir=str(tmp_path / "a"), keep_checkpoints=1,
+                               **common)
+    assert sorted(f for f in os.listdir(straight_run.run_dir) if f.endswith(".pt")) == ["mask_rcnn_tiny_0002.pt"]
 
     killed = new_model(config)
 
@@ -167,6 +170,19 @@ def test_resume_after_an_interrupted_epoch_reproduces_the_run(tiny_config, tmp_p
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
     assert len(run.history) == 2 and "val_loss" in run.history[-1]
     assert os.path.isfile(os.path.join(run.run_dir, "mask_rcnn_tiny_0002.pt"))
+
+
+def test_prune_checkpoints_keeps_the_newest_of_the_run(tmp_path):
+    names = ["mask_rcnn_shapes_0001.pt", "mask_rcnn_shapes_0002.pt", "mask_rcnn_shapes_0010.pt",
+             "mask_rcnn_shapes_0003.pt.tmp", "mask_rcnn_coco_0001.pt", "events.out"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    deleted = prune_checkpoints(str(tmp_path), "Shapes", 2)
+    assert [os.path.basename(p) for p in deleted] == ["mask_rcnn_shapes_0001.pt"]
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])  # other runs' names and partial writes stay
+    assert prune_checkpoints(str(tmp_path), "shapes", 5) == []
+    with pytest.raises(ValueError, match="keep_checkpoints must be at least 1"):
+        train_model(None, None, None, 0.01, 1, keep_checkpoints=0)
 
 
 def _ddp_worker(rank, world, port, config_dict, out_dir):
@@ -215,9 +231,11 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
             "--optimizer", "Adam", "--lr", "3e-4"]
     assert train_cli.main(args + ["--epochs", "1"]) == 0
     assert "next: python -m model.evaluate" in capsys.readouterr().out
-    assert train_cli.main(args + ["--epochs", "2", "--init", "last"]) == 0
+    assert train_cli.main(args + ["--epochs", "2", "--init", "last", "--keep-checkpoints", "1"]) == 0
     assert "trained to epoch 2" in capsys.readouterr().out
-    saved = load_checkpoint(find_last(str(tmp_path), config.NAME))
+    last = find_last(str(tmp_path), config.NAME)
+    assert [f for f in os.listdir(os.path.dirname(last)) if f.endswith(".pt")] == [os.path.basename(last)]
+    saved = load_checkpoint(last)
     assert saved.config.BATCH_RENORM and saved.config.TRAIN_BN is None and saved.training["epoch"] == 2
     assert saved.config.OPTIMIZER == "Adam" and "exp_avg" in saved.training["optimizer"]["state"][0]
 
