@@ -17,6 +17,7 @@ Each set is written once under --sets (kept for the next run); the report goes t
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import os
 import sys
@@ -42,11 +43,12 @@ def score(model, folder: str, count: int, seed: int, without=()) -> dict:
     dataset.prepare()
     result = evaluate(model, dataset, progress=False)
     categories = [c["id"] for c in dataset.class_info[1:]]
-    by_background = {}
-    for texture in sorted({info["background"] for info in dataset.coco.imgs.values()}):
-        ids = [i for i, info in dataset.coco.imgs.items() if info["background"] == texture]
-        by_background[texture] = {"images": len(ids),
-                                  "mask": coco_stats(dataset.coco, result.results, "segm", ids, categories)}
+    groups = collections.defaultdict(list)  # background -> image ids
+    for image_id, info in dataset.coco.imgs.items():
+        groups[info["background"]].append(image_id)
+    by_background = {texture: {"images": len(ids), "mask": coco_stats(dataset.coco, result.results, "segm", ids,
+                                                                      categories)}
+                     for texture, ids in sorted(groups.items())}
     return {"mask": result.mask, "box": result.box, "by_background": by_background}
 
 

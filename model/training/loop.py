@@ -287,7 +287,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     if isinstance(augmentation, str):
         flip = False  # the named policy includes its own flip
     context = dist_utils.setup()
-    run = run or TrainingRun(run_dir=new_run_dir(log_dir, config.NAME or "mrcnn"))
+    name = config.NAME or "mrcnn"
+    run = run or TrainingRun(run_dir=new_run_dir(log_dir, name))
     to_training_layout(model, context.device)
     names = set_trainable(model, layers)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -327,14 +328,14 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                     for key, value in val_losses.items():
                         writer.add_scalar(f"val/{key}", value, run.epoch)
                     writer.flush()
-                save_checkpoint(checkpoint_path(run.run_dir, config.NAME or "mrcnn", run.epoch), model, class_names,
+                save_checkpoint(checkpoint_path(run.run_dir, name, run.epoch), model, class_names,
                                 source=f"training epoch {run.epoch}",
                                 training={"epoch": run.epoch, "step": run.step, "optimizer": optimizer.state_dict(),
                                           "optimizer_name": config.OPTIMIZER, "layers": layers,
                                           "learning_rate": learning_rate, "seed": seed,
                                           "history": run.history})
                 if keep_checkpoints is not None:
-                    prune_checkpoints(run.run_dir, config.NAME or "mrcnn", keep_checkpoints)
+                    prune_checkpoints(run.run_dir, name, keep_checkpoints)
     finally:
         if writer is not None:
             writer.close()
