@@ -3,6 +3,7 @@ full set and on the set with one factor at a time drawn as the standard shapes a
 
     python -m benchmarks.ood_factors                                   # benchmarks/artifacts/shapes_r50.pt
     python -m benchmarks.ood_factors --weights run/shapes_0020.pt --count 50 --factors texture tilt
+    python -m benchmarks.ood_factors --weights run/shapes_0020.pt --count 200 --factors   # by background only
 
 The sets are benchmarks.shapes_ood's (the same seed, so image k differs between two
 sets only in the factor removed; removing "small" or "crowd" draws other shape sizes or
@@ -17,7 +18,6 @@ Each set is written once under --sets (kept for the next run); the report goes t
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import os
 import sys
@@ -29,7 +29,7 @@ from benchmarks import shapes_ood
 from benchmarks.common import markdown_table, publish
 from benchmarks.train_shapes import ARTIFACT
 from model.data.coco import CocoDataset
-from model.evaluate import coco_stats, evaluate
+from model.evaluate import evaluate
 from model.weights.checkpoint import load_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -42,13 +42,7 @@ def score(model, folder: str, count: int, seed: int, without=()) -> dict:
     dataset.load_coco(shapes_ood.write_set(folder, count, seed, without), folder)
     dataset.prepare()
     result = evaluate(model, dataset, progress=False)
-    categories = [c["id"] for c in dataset.class_info[1:]]
-    groups = collections.defaultdict(list)  # background -> image ids
-    for image_id, info in dataset.coco.imgs.items():
-        groups[info["background"]].append(image_id)
-    by_background = {texture: {"images": len(ids), "mask": coco_stats(dataset.coco, result.results, "segm", ids,
-                                                                      categories)}
-                     for texture, ids in sorted(groups.items())}
+    by_background = shapes_ood.by_background(dataset, result.results)
     return {"mask": result.mask, "box": result.box, "by_background": by_background}
 
 
@@ -58,7 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--weights", default=ARTIFACT, help="a shapes checkpoint (.pt)")
     parser.add_argument("--count", type=int, default=100, help="images per set")
     parser.add_argument("--seed", type=int, default=7, help="the sets' seed (benchmarks.shapes_ood's default)")
-    parser.add_argument("--factors", nargs="+", choices=shapes_ood.FACTORS, default=list(shapes_ood.FACTORS))
+    parser.add_argument("--factors", nargs="*", choices=shapes_ood.FACTORS, default=list(shapes_ood.FACTORS))
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--sets", default=os.path.join(HERE, "artifacts", "ood_factors"),
                         help="folder for the generated sets")

@@ -25,11 +25,12 @@ costs a model how much is ``python -m benchmarks.ood_factors``.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import math
 import os
 import sys
-from typing import FrozenSet, Iterable, List, NamedTuple, Tuple
+from typing import Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
@@ -38,6 +39,7 @@ from PIL import Image, ImageDraw
 from model.boxes import box_iou
 from model.data.coco import mask_to_bbox, rle_encode
 from model.data.dataset import SHAPE_NAMES, linear_ramp
+from model.evaluate import coco_stats
 from runtime.files import write_text_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -196,6 +198,18 @@ def write_set(folder: str, count: int = 200, seed: int = 7, without: Iterable[st
     write_text_atomic(json_path, json.dumps({"info": stamp, "images": images, "annotations": annotations,
                                              "categories": categories}))
     return json_path
+
+
+def by_background(dataset, results: List[dict], limit: Optional[int] = None) -> Dict[str, dict]:
+    """COCO mask AP of ``results`` (model.evaluate's, over the first ``limit`` images of
+    ``dataset``, a prepared CocoDataset of a set written here) on the images of each
+    background texture: {texture: {"images": n, "mask": stats}}, textures sorted."""
+    groups = collections.defaultdict(list)  # background -> source image ids
+    for info in dataset.image_info[:limit]:
+        groups[dataset.coco.imgs[info["id"]]["background"]].append(info["id"])
+    categories = [c["id"] for c in dataset.class_info[1:]]
+    return {texture: {"images": len(ids), "mask": coco_stats(dataset.coco, results, "segm", ids, categories)}
+            for texture, ids in sorted(groups.items())}
 
 
 def main(argv=None) -> int:

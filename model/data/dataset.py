@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Dict, Iterator, List, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -105,6 +105,7 @@ class ShapesStyle:
     max_rotation: float = 0.0  # squares and triangles turned by uniform [-a, a] degrees
     clutter: float = 0.0  # probability of a cluttered background (smooth colour noise, line strokes)
     mosaic: float = 0.0  # probability of a background of irregular hard-edged cells (a Voronoi mosaic)
+    grating: float = 0.0  # probability of a periodic background (one grating, or two crossed)
 
 
 WIDE_SHAPES = ShapesStyle(max_shapes=6, size_divisors=(24, 4), max_overlap=0.5, max_aspect=1.6,
@@ -112,7 +113,9 @@ WIDE_SHAPES = ShapesStyle(max_shapes=6, size_divisors=(24, 4), max_overlap=0.5, 
 VARIED_SHAPES = ShapesStyle(max_shapes=7, size_divisors=(24, 4), max_overlap=0.5, max_aspect=1.8,
                             gradient=0.3, max_noise=16.0, max_rotation=30.0, clutter=0.6)
 MOSAIC_SHAPES = dataclasses.replace(VARIED_SHAPES, mosaic=0.5)
-SHAPES_STYLES = {"standard": ShapesStyle(), "wide": WIDE_SHAPES, "varied": VARIED_SHAPES, "mosaic": MOSAIC_SHAPES}
+PERIODIC_SHAPES = dataclasses.replace(VARIED_SHAPES, grating=0.5)
+SHAPES_STYLES = {"standard": ShapesStyle(), "wide": WIDE_SHAPES, "varied": VARIED_SHAPES, "mosaic": MOSAIC_SHAPES,
+                 "periodic": PERIODIC_SHAPES}
 
 
 class ShapesDataset(Dataset):
@@ -135,6 +138,8 @@ class ShapesDataset(Dataset):
                 extra["clutter"] = int(rng.integers(0, 2 ** 31 - 1))
             if style.mosaic > 0 and rng.random() < style.mosaic:
                 extra["mosaic"] = int(rng.integers(0, 2 ** 31 - 1))
+            if style.grating > 0 and rng.random() < style.grating:
+                extra["grating"] = int(rng.integers(0, 2 ** 31 - 1))
             if style.max_noise > 0:
                 extra["noise"] = (float(rng.uniform(0, style.max_noise)), int(rng.integers(0, 2 ** 31 - 1)))
             self.add_image("shapes", image_id=image_id, path=None, width=frame_w, height=frame_h,
@@ -153,6 +158,8 @@ class ShapesDataset(Dataset):
             color, angle = info["gradient"]
             t = linear_ramp(height, width, angle)[:, :, None]  # [h,w,1]
             pixels = pixels * (1 - t) + np.asarray(color, np.float32) * t
+        if "grating" in info:
+            pixels = grating(pixels, np.random.default_rng(info["grating"]))
         if "mosaic" in info:
             pixels = mosaic(pixels, np.random.default_rng(info["mosaic"]))
         if "clutter" in info:
@@ -203,6 +210,35 @@ def clutter(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         distance = np.hypot(y - (y1 + along * (y2 - y1)), x - (x1 + along * (x2 - x1)))
         pixels[distance <= rng.uniform(0.5, 1.5)] = rng.integers(0, 256, 3)
     return pixels
+
+
+def grating(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """float32 [h,w,3] background ``pixels`` blended towards a random colour by a periodic
+    pattern: one grating, or two crossed at 60-120 degrees (their exclusive or), each at a
+    random angle, period 4-40 pixels, phase and duty cycle 0.3-0.7, mostly hard-edged
+    (a square wave), else soft (a raised cosine): repeated structure that is not an object."""
+    height, width = pixels.shape[:2]
+    y, x = _pixel_centres(height, width)
+    angle = rng.uniform(0, math.pi)
+    waves = []
+    for k in range(int(rng.integers(1, 3))):
+        angle += rng.uniform(math.pi / 3, 2 * math.pi / 3) if k else 0.0
+        period, phase, duty = rng.uniform(4, 40), rng.uniform(0, 1), rng.uniform(0.3, 0.7)
+        waves.append(wave(y, x, angle, period, phase, duty if rng.random() < 0.7 else None))
+    t = waves[0] if len(waves) == 1 else waves[0] + waves[1] - 2 * waves[0] * waves[1]  # [h,w] in [0,1]
+    other = rng.integers(0, 256, 3).astype(np.float32)
+    t = (t * rng.uniform(0.3, 1.0))[:, :, None]  # [h,w,1] pattern contrast
+    return pixels * (1 - t) + other * t
+
+
+def wave(y: np.ndarray, x: np.ndarray, angle: float, period: float, phase: float,
+         duty: Optional[float]) -> np.ndarray:
+    """float32 [h,w] grating in [0, 1] at pixel centres ``y``, ``x`` [h,w]: varying along the
+    direction ``angle`` (radians, 0 = left to right) with ``period`` pixels, constant across
+    it; a square wave that is 1 over the first ``duty`` of each period, or with duty None a
+    raised cosine (soft edges). ``phase`` in periods."""
+    u = ((y * math.sin(angle) + x * math.cos(angle)) / period + phase) % 1.0  # [h,w] position in a period
+    return ((u < duty) if duty is not None else 0.5 + 0.5 * np.cos(2 * math.pi * u)).astype(np.float32)
 
 
 def mosaic(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Opening datasets from the command line (shared by model.train and model.evaluate).
 
 --dataset shapes            synthetic shapes, generated (train seed 1, val seed 2);
-                            --shapes-style wide|varied|mosaic for a wider variety (SHAPES_STYLES)
+                            --shapes-style wide|varied|mosaic|periodic for a wider variety (SHAPES_STYLES)
 --dataset coco --data DIR   Matterport's layout: DIR/annotations/instances_<subset><year>.json
                             and DIR/<subset><year>/ images
 --dataset coco --data F.json [--images DIR]   any COCO-format instances file
@@ -32,7 +32,8 @@ def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes-style", choices=tuple(SHAPES_STYLES), default="standard",
                         help="standard: Matterport's toy set; wide: non-square frames, gradient and noisy "
                              "backgrounds, 1-6 smaller, more overlapping shapes; varied: wide plus turned "
-                             "shapes and cluttered backgrounds; mosaic: varied plus hard-edged cell backgrounds "
+                             "shapes and cluttered backgrounds; mosaic: varied plus hard-edged cell backgrounds; "
+                             "periodic: varied plus stripe and crossed-grating backgrounds "
                              "(model.data.dataset.SHAPES_STYLES)")
 
 

@@ -83,6 +83,23 @@ def test_each_factor_can_be_drawn_as_the_standard_set_does():
         shapes_ood.write_set("/nonexistent", 1, 0, ["colour"])
 
 
+def test_by_background_scores_each_texture_apart(tmp_path):
+    dataset = CocoDataset()
+    dataset.load_coco(shapes_ood.write_set(str(tmp_path), 8, 0), str(tmp_path))
+    dataset.prepare()
+    textures = [dataset.coco.imgs[info["id"]]["background"] for info in dataset.image_info]
+    found = textures[0]  # perfect detections on this texture's images (of the first 6), none elsewhere
+    results = [{"image_id": a["image_id"], "category_id": a["category_id"], "segmentation": a["segmentation"],
+                "bbox": a["bbox"], "score": 1.0}
+               for a in dataset.coco.dataset["annotations"]
+               if textures[a["image_id"]] == found and not a["iscrowd"] and a["image_id"] < 6]
+    scores = shapes_ood.by_background(dataset, results, limit=6)
+    assert {t: s["images"] for t, s in scores.items()} == {t: textures[:6].count(t) for t in set(textures[:6])}
+    assert list(scores) == sorted(scores) and len(scores) > 1
+    for texture, s in scores.items():
+        assert s["mask"]["AP50"] == (1.0 if texture == found else 0.0)
+
+
 def test_factor_report(tmp_path, capsys):
     from benchmarks import ood_factors
     from model.configs import ShapesConfig

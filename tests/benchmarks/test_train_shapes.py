@@ -37,7 +37,9 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     assert stages == expected
     out = capsys.readouterr().out
     assert ("after --easy-epochs 3 on standard shapes" in out) == (easy == 3) and "seed 7;" in out
-    assert [h["epoch"] for h in json.loads((tmp_path / "r.json").read_text())["history"]] == list(range(1, 21))
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [h["epoch"] for h in report["history"]] == list(range(1, 21))
+    assert "by background texture" in out and sum(b["images"] for b in report["ood_by_background"].values()) == 2
 
 
 def test_easy_epochs_beyond_the_schedule_and_no_checkpoints_are_refused(capsys):

@@ -5,13 +5,16 @@ import pytest
 
 from model.data.dataset import (
     MOSAIC_SHAPES,
+    PERIODIC_SHAPES,
     VARIED_SHAPES,
     WIDE_SHAPES,
     Dataset,
     ShapesStyle,
+    grating,
     mosaic,
     shape_mask,
     shapes_dataset,
+    wave,
 )
 
 
@@ -140,3 +143,34 @@ def test_mosaic_splits_the_background_into_hard_edged_cells():
     styled = shapes_dataset(40, 128, 128, seed=3, style=MOSAIC_SHAPES)
     assert 10 < sum("mosaic" in info for info in styled.image_info) < 30
     assert not any("mosaic" in info for info in shapes_dataset(40, 128, 128, seed=3, style=VARIED_SHAPES).image_info)
+
+
+def test_wave_repeats_along_its_direction_and_is_constant_across_it():
+    y, x = np.mgrid[0:64, 0:64].astype(np.float64) + 0.5
+    angle, period = np.radians(30), 10.0
+    step = np.array([np.sin(angle), np.cos(angle)])  # (y, x) one pixel along the direction
+    for duty in (0.4, None):
+        values = wave(y, x, angle, period, 0.25, duty)
+        along = wave(y + period * step[0], x + period * step[1], angle, period, 0.25, duty)
+        across = wave(y + 7 * step[1], x - 7 * step[0], angle, period, 0.25, duty)
+        np.testing.assert_allclose(along, values, atol=1e-4)  # one period on: the same
+        np.testing.assert_allclose(across, values, atol=1e-4)
+        half = wave(y + period / 2 * step[0], x + period / 2 * step[1], angle, period, 0.25, duty)
+        assert np.abs(half - values).mean() > 0.3  # half a period on: not the same
+    hard = wave(y, x, angle, period, 0.25, 0.4)
+    assert set(np.unique(hard)) == {0.0, 1.0} and abs(hard.mean() - 0.4) < 0.05  # duty cycle
+
+
+def test_grating_blends_the_background_towards_one_colour():
+    flat = np.full((96, 160, 3), 100, np.float32)
+    for seed in range(6):
+        patterned = grating(flat.copy(), np.random.default_rng(seed))
+        np.testing.assert_array_equal(patterned, grating(flat.copy(), np.random.default_rng(seed)))  # seeded
+        offsets = (patterned - 100).reshape(-1, 3)  # [P,3]: t * (other - 100), t in [0, 1]
+        direction = offsets[np.abs(offsets).sum(axis=1).argmax()]
+        t = offsets @ direction / (direction @ direction)  # [P]
+        np.testing.assert_allclose(offsets, t[:, None] * direction, atol=1e-3)  # one colour
+        assert t.min() >= -1e-6 and t.std() > 0.1  # a pattern, not a tint
+    styled = shapes_dataset(40, 128, 128, seed=3, style=PERIODIC_SHAPES)
+    assert 10 < sum("grating" in info for info in styled.image_info) < 30
+    assert not any("grating" in info for info in shapes_dataset(40, 128, 128, seed=3, style=VARIED_SHAPES).image_info)
