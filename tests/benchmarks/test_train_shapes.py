@@ -27,12 +27,13 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
         run.epoch = epochs
         return run
 
-    ood_json = shapes_ood.write_set(str(tmp_path / "ood"), 2, 0)
+    ood_dir = str(tmp_path / "ood")  # not the default folder, which a clean clone does not have
+    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
-    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
+    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: folder == ood_dir and ood_json)
     monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
-    assert train_shapes.main(["--easy-epochs", str(easy), "--train-images", "4", "--seed", "7",
+    assert train_shapes.main(["--easy-epochs", str(easy), "--train-images", "4", "--seed", "7", "--ood-dir", ood_dir,
                               "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
     assert stages == expected
     out = capsys.readouterr().out
