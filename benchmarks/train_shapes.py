@@ -43,6 +43,7 @@ import os
 import shutil
 import sys
 import time
+from typing import Dict, NamedTuple
 
 import torch
 
@@ -52,8 +53,8 @@ from model.config import OPTIMIZERS
 from model.configs import ShapesConfig
 from model.data.augment import POLICIES
 from model.data.coco import CocoDataset
-from model.data.dataset import SHAPES_STYLES, shapes_dataset
-from model.evaluate import evaluate
+from model.data.dataset import SHAPES_STYLES, ShapesDataset, shapes_dataset
+from model.evaluate import Evaluation, evaluate
 from model.maskrcnn import MaskRCNN
 from model.training.loop import checkpoint_path, train_model
 
@@ -61,6 +62,41 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT = os.path.join(HERE, "artifacts", "shapes_r50.pt")
 TRAIN_SEED, EVAL_SEED = 1, 2
 DEFAULT_LR = {"SGD": 0.01, "Adam": 3e-4}
+
+
+class HeldOutSets(NamedTuple):
+    """The two held-out sets a shapes model is scored on."""
+
+    same: ShapesDataset  # standard shapes drawn with EVAL_SEED
+    ood: CocoDataset  # benchmarks.shapes_ood, prepared
+    ood_json: str  # its instances.json
+
+
+class HeldOut(NamedTuple):
+    """A model's scores on HeldOutSets."""
+
+    same: Evaluation
+    ood: Evaluation
+    ood_by_background: Dict[str, dict]  # shapes_ood.by_background
+
+
+def held_out_sets(count: int, side: int, ood_dir: str) -> HeldOutSets:
+    """``count`` standard shapes (side x side) and the out-of-distribution set, written
+    once under ``ood_dir``."""
+    ood_json = shapes_ood.write_set(ood_dir)
+    ood = CocoDataset()
+    ood.load_coco(ood_json, ood_dir)
+    ood.prepare()
+    return HeldOutSets(shapes_dataset(count, side, side, EVAL_SEED), ood, ood_json)
+
+
+def score_held_out(model, sets: HeldOutSets, count: int) -> HeldOut:
+    """COCO AP of ``model`` in float32 with DETECTION_MIN_CONFIDENCE 0 (the whole
+    precision-recall curve) on ``sets``: all of ``same`` and the first ``count`` OOD images."""
+    model.config = dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=0.0)
+    same = evaluate(model, sets.same)
+    ood = evaluate(model, sets.ood, limit=count)
+    return HeldOut(same, ood, shapes_ood.by_background(sets.ood, ood.results, count))
 
 
 def main(argv=None) -> int:
@@ -131,15 +167,10 @@ def main(argv=None) -> int:
         os.makedirs(os.path.dirname(os.path.abspath(args.artifact)), exist_ok=True)
         shutil.copyfile(last, args.artifact)
 
-    model.config = dataclasses.replace(config, DETECTION_MIN_CONFIDENCE=0.0)
     started = time.perf_counter()
-    result = evaluate(model, shapes_dataset(args.eval_images, side, side, EVAL_SEED))
-    ood = CocoDataset()
-    ood_json = shapes_ood.write_set(args.ood_dir)
-    ood.load_coco(ood_json, args.ood_dir)
-    ood.prepare()
-    ood_result = evaluate(model, ood, limit=args.eval_images)
-    backgrounds = shapes_ood.by_background(ood, ood_result.results, args.eval_images)
+    sets = held_out_sets(args.eval_images, side, args.ood_dir)
+    result, ood_result, backgrounds = score_held_out(model, sets, args.eval_images)
+    ood_json = sets.ood_json
     eval_seconds = time.perf_counter() - started
 
     curve = [[h["epoch"], f"{h['loss']:.3f}", f"{h.get('val_loss', float('nan')):.3f}",

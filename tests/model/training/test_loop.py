@@ -123,6 +123,7 @@ def test_adam_first_step_moves_every_weight_by_the_learning_rate(tiny_config, tm
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["betas"][0] == 0.9
     sgd = make_optimizer(list(model.parameters()), training_config(tiny_config), lr)
     assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.9
+    assert optimizer.defaults["fused"] and sgd.defaults["fused"]  # one pass over the weights on the CPU
 
 
 def test_layer_selection(tiny_model):
