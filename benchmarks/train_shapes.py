@@ -102,8 +102,8 @@ def score_held_out(model, sets: HeldOutSets, count: int) -> HeldOut:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train_shapes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=16, help="epochs at the base learning rate")
-    parser.add_argument("--fine-epochs", type=int, default=4, help="further epochs at a 10x lower rate")
+    parser.add_argument("--epochs", type=int, default=22, help="epochs at the base learning rate")
+    parser.add_argument("--fine-epochs", type=int, default=3, help="further epochs at a 10x lower rate")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch (4 images each)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="Adam",
                         help="Config.OPTIMIZER: SGD with momentum (Matterport's) or Adam")
@@ -118,7 +118,7 @@ def main(argv=None) -> int:
                         help="a curriculum: the first epochs on standard shapes with --augment flip, "
                              "then --style and --augment (the masks are learned sooner)")
     parser.add_argument("--keep-checkpoints", type=int, default=2,
-                        help="epoch checkpoints kept in the run's log dir (each is ~380 MB)")
+                        help="epoch checkpoints kept in the run's log dir (each is ~540 MB with Adam)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seeds the initial weights and what training draws (the data sets stay fixed)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")

@@ -12,8 +12,8 @@ STATS = {k: 0.5 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
 
 
 @pytest.mark.parametrize("easy, expected", [
-    (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 16), ("varied", "default", 3e-5, 20)]),
-    (0, [("varied", "default", 3e-4, 16), ("varied", "default", 3e-5, 20)]),
+    (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 22), ("varied", "default", 3e-5, 25)]),
+    (0, [("varied", "default", 3e-4, 22), ("varied", "default", 3e-5, 25)]),
 ])
 def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     stages = []
@@ -39,14 +39,14 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert ("after --easy-epochs 3 on standard shapes" in out) == (easy == 3) and "seed 7;" in out
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [h["epoch"] for h in report["history"]] == list(range(1, 21))
+    assert [h["epoch"] for h in report["history"]] == list(range(1, 26))
     assert "by background texture" in out and sum(b["images"] for b in report["ood_by_background"].values()) == 2
 
 
 def test_easy_epochs_beyond_the_schedule_and_no_checkpoints_are_refused(capsys):
     with pytest.raises(SystemExit):
-        train_shapes.main(["--easy-epochs", "17"])
-    assert "--easy-epochs 17 must lie in 0..--epochs (16)" in capsys.readouterr().err
+        train_shapes.main(["--easy-epochs", "23"])
+    assert "--easy-epochs 23 must lie in 0..--epochs (22)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train_shapes.main(["--keep-checkpoints", "0"])
     assert "--keep-checkpoints must be at least 1" in capsys.readouterr().err
