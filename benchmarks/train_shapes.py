@@ -1,14 +1,17 @@
 """Train Mask R-CNN from scratch on synthetic shapes on this CPU, then evaluate on two
 held-out sets: the same generator (another seed) and an out-of-distribution set.
 
-    python -m benchmarks.train_shapes              # the full run (about 25-30 min on 2 CPU cores; see README)
+    python -m benchmarks.train_shapes              # the full run (30 min of training on 2 CPU cores; see README)
+    python -m benchmarks.train_shapes --budget-minutes 0   # every planned epoch, however long it takes
     python -m benchmarks.train_shapes --style standard --augment flip --easy-epochs 0   # plain data, no curriculum
     python -m benchmarks.train_shapes --optimizer SGD --output benchmarks/results/train_shapes   # Matterport's SGD
     python -m benchmarks.train_shapes --quick      # a 1-minute smoke run
 
 ShapesConfig (ResNet50, 128x128, batch 4), all layers, Adam (--optimizer SGD: Matterport's
-SGD with momentum), --epochs at --lr then --fine-epochs at a 10x lower rate. The first
---easy-epochs of them (a curriculum; 3 by default) train on standard shapes with a flip,
+SGD with momentum), --epochs at --lr then --fine-epochs at a 10x lower rate, cut to fit
+--budget-minutes (30) of training: after each epoch the schedule drops epochs at the base
+rate when the rest would not fit at the pace measured so far (the report says how many
+ran). The first --easy-epochs of them (a curriculum; 3 by default) train on standard shapes with a flip,
 the rest on --style: standard (Matterport's toy set), wide (WIDE_SHAPES: non-square
 frames, gradient and noisy backgrounds, 1-6 smaller, more overlapping shapes), varied
 (VARIED_SHAPES, the default: wide plus turned shapes and cluttered backgrounds) or
@@ -64,6 +67,32 @@ TRAIN_SEED, EVAL_SEED = 1, 2
 DEFAULT_LR = {"SGD": 0.01, "Adam": 3e-4}
 
 
+class TimeBudget:
+    """Shortens a schedule to fit ``seconds`` of training: after each epoch, another one
+    starts only if it and the epochs held in reserve after it (the low-rate ones) fit, at
+    the pace of the slowest of the last three epochs (epochs slow down as a run goes on:
+    from 1.25 to 1.08 steps/s on a 2-core EPYC)."""
+
+    def __init__(self, seconds: float, clock=time.perf_counter):
+        self.seconds, self.clock = seconds, clock
+        self.start = self.last = clock()
+        self.durations: list = []  # seconds of each epoch so far
+
+    def fits(self, reserve: int) -> bool:
+        """Whether one more epoch and ``reserve`` after it fit (True before any epoch)."""
+        pace = max(self.durations[-3:], default=0.0)
+        return self.clock() - self.start + pace * (1 + reserve) <= self.seconds
+
+    def stop_after(self, reserve: int):
+        """A train_model ``stop_after`` hook: records the epoch, stops when the next won't fit."""
+        def stop(run) -> bool:
+            now = self.clock()
+            self.durations.append(now - self.last)
+            self.last = now
+            return not self.fits(reserve)
+        return stop
+
+
 class HeldOutSets(NamedTuple):
     """The two held-out sets a shapes model is scored on."""
 
@@ -104,6 +133,9 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=22, help="epochs at the base learning rate")
     parser.add_argument("--fine-epochs", type=int, default=3, help="further epochs at a 10x lower rate")
+    parser.add_argument("--budget-minutes", type=float, default=30,
+                        help="training time the schedule is cut to fit: fewer epochs at the base rate, "
+                             "the --fine-epochs kept (0: train every epoch planned)")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch (4 images each)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="Adam",
                         help="Config.OPTIMIZER: SGD with momentum (Matterport's) or Adam")
@@ -152,15 +184,23 @@ def main(argv=None) -> int:
     model = MaskRCNN(config)
     easy_set = (train_set if args.style == "standard" or not args.easy_epochs  # unused without easy epochs
                 else shapes_dataset(args.train_images, side, side, TRAIN_SEED))
-    stages = ((easy_set, "flip", args.lr, args.easy_epochs), (train_set, args.augment, args.lr, args.epochs),
-              (train_set, args.augment, args.lr / 10, args.epochs + args.fine_epochs))
+    # (data, augmentation, learning rate, last epoch (None: --fine-epochs after the stage
+    # before), epochs the budget keeps in reserve after this stage's)
+    stages = ((easy_set, "flip", args.lr, args.easy_epochs, args.fine_epochs),
+              (train_set, args.augment, args.lr, args.epochs, args.fine_epochs),
+              (train_set, args.augment, args.lr / 10, None, 0))
+    budget = TimeBudget(args.budget_minutes * 60) if args.budget_minutes else None
     start = time.perf_counter()
-    run = None
-    for data, augment, lr, last_epoch in stages:  # each stage trains up to its last epoch
-        if last_epoch > (run.epoch if run else 0):
+    run, trained = None, {args.lr: 0, args.lr / 10: 0}  # epochs trained at each rate
+    for data, augment, lr, last_epoch, reserve in stages:  # each stage trains up to its last epoch
+        done = run.epoch if run else 0
+        last_epoch = done + args.fine_epochs if last_epoch is None else last_epoch
+        if last_epoch > done and (budget is None or budget.fits(reserve)):
             run = train_model(model, data, val_set, lr, last_epoch, layers="all", augmentation=augment,
                               log_dir=args.log_dir, class_names=train_set.class_names, precision=precision, run=run,
-                              seed=args.seed, keep_checkpoints=args.keep_checkpoints)
+                              seed=args.seed, keep_checkpoints=args.keep_checkpoints,
+                              stop_after=budget.stop_after(reserve) if budget else None)
+            trained[lr] += run.epoch - done
     train_seconds = time.perf_counter() - start
     last = checkpoint_path(run.run_dir, config.NAME, run.epoch)
     if not args.quick:
@@ -181,8 +221,11 @@ def main(argv=None) -> int:
     rows = [[f"{name} {kind}"] + [f"{v:.3f}" for v in getattr(r, kind).values()]
             for name, r in (("same generator", result), ("out of distribution", ood_result))
             for kind in ("box", "mask")]
-    body = (f"From scratch, {args.optimizer}, {args.epochs} epochs at lr {args.lr:g} + {args.fine_epochs} at lr "
-            f"{args.lr / 10:g}, "
+    base, fine = trained[args.lr], trained[args.lr / 10]
+    shortened = (f" (planned {args.epochs} + {args.fine_epochs}: --budget-minutes {args.budget_minutes:g} cut it)"
+                 if base + fine < args.epochs + args.fine_epochs else "")
+    body = (f"From scratch, {args.optimizer}, {base} epochs at lr {args.lr:g} + {fine} at lr "
+            f"{args.lr / 10:g}{shortened}, "
             f"batch renormalization, {precision}, {torch.get_num_threads()} threads, seed {args.seed}; "
             f"{args.steps} steps of 4 images each; {args.train_images} training images (--style {args.style}, "
             f"seed {TRAIN_SEED}), "
@@ -208,7 +251,8 @@ def main(argv=None) -> int:
         "train_seconds": train_seconds, "eval_seconds": eval_seconds, "precision": precision,
         "evaluation": result.summary(), "evaluation_ood": ood_result.summary(),
         "ood_by_background": backgrounds,
-        "history": run.history, "checkpoint": last, "target_met": target_met, "args": vars(args)},
+        "history": run.history, "checkpoint": last, "epochs_trained": {"base": base, "fine": fine},
+        "target_met": target_met, "args": vars(args)},
         f"python -m model.evaluate --dataset coco --data {ood_json} --weights "
         f"{args.artifact if not args.quick else last}")
     return 0

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 
 import numpy as np
 import torch
@@ -267,7 +267,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                 flip: bool = True, log_dir: str = "logs", run: Optional[TrainingRun] = None, seed: int = 0,
                 workers: int = 0, class_names: Optional[List[str]] = None, progress: bool = True,
                 on_step=None, calibrate_bn_steps: int = 0, clip_per_tensor: bool = False,
-                precision: str = "fp32", keep_checkpoints: Optional[int] = None) -> TrainingRun:
+                precision: str = "fp32", keep_checkpoints: Optional[int] = None,
+                stop_after: Optional[Callable[[TrainingRun], bool]] = None) -> TrainingRun:
     """Train ``model`` from ``run.epoch`` (0 for a new run) up to ``epochs``.
 
     layers: "heads", "3+", "4+", "5+", "all" or a regex of Keras layer names.
@@ -285,6 +286,9 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     default memory format.
     keep_checkpoints: keep only this run's newest N epoch checkpoints (None: all, as
     Matterport does); an older one is deleted only after the new one is written.
+    stop_after(run) is asked after each epoch's checkpoint; True ends training there,
+    before ``epochs`` (a time budget: benchmarks/train_shapes.py). Under torchrun the
+    run stops when any process says so.
     """
     if keep_checkpoints is not None and keep_checkpoints < 1:
         raise ValueError(f"keep_checkpoints must be at least 1 (the checkpoint to resume from), not {keep_checkpoints}")
@@ -341,6 +345,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                                           "history": run.history})
                 if keep_checkpoints is not None:
                     prune_checkpoints(run.run_dir, name, keep_checkpoints)
+            if stop_after is not None and _any_process(stop_after(run), context):
+                break
     finally:
         if writer is not None:
             writer.close()
@@ -395,6 +401,11 @@ def clip_gradients(parameters, max_norm: float, per_tensor: bool) -> None:
                 nn.utils.clip_grad_norm_([parameter], max_norm)
     else:
         nn.utils.clip_grad_norm_(parameters, max_norm)
+
+
+def _any_process(flag: bool, context) -> bool:
+    """Whether ``flag`` is True in any process (the same answer in all of them)."""
+    return bool(dist_utils.average(torch.tensor([float(flag)], device=context.device), context).item() > 0)
 
 
 def training_step(wrapped, optimizer, batch: TrainingSample, generator: torch.Generator, config, trainable, decayed,

@@ -1,5 +1,6 @@
 """benchmarks.train_shapes: the curriculum's stages (training and evaluation stubbed)."""
 
+import functools
 import json
 
 import pytest
@@ -50,3 +51,53 @@ def test_easy_epochs_beyond_the_schedule_and_no_checkpoints_are_refused(capsys):
     with pytest.raises(SystemExit):
         train_shapes.main(["--keep-checkpoints", "0"])
     assert "--keep-checkpoints must be at least 1" in capsys.readouterr().err
+
+
+def test_time_budget_keeps_the_fine_epochs_in_reserve():
+    now = [0.0]
+    budget = train_shapes.TimeBudget(1000, clock=lambda: now[0])
+    assert budget.fits(3)  # nothing measured yet
+    stop = budget.stop_after(reserve=3)
+    ran = 0
+    for duration in (100, 100, 100, 130, 90, 90, 90):  # the slowest of the last three sets the pace
+        now[0] += duration
+        ran += 1
+        if stop(None):
+            break
+    # after 5 epochs (520 s) a 6th plus 3 in reserve at 130 s would end at 1040 s > 1000
+    # (at the last epoch's 90 s it would fit)
+    assert ran == 5 and budget.fits(2) and not budget.fits(3)
+
+
+def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch):
+    """An epoch takes 100 s (a fake clock) and the budget is 20 minutes: 9 epochs at the
+    base rate (3 easy + 6) and all 3 fine ones, not the planned 22 + 3."""
+    clock = [0.0]
+    stages = []
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, stop_after=None, **kwargs):
+        run = run or TrainingRun(run_dir=str(tmp_path))
+        start = run.epoch
+        while run.epoch < epochs:
+            clock[0] += 100
+            run.epoch += 1
+            run.history.append({"epoch": run.epoch, "loss": 1.0, "mrcnn_mask_loss": 0.5})
+            if stop_after(run):
+                break
+        stages.append((round(lr, 9), start, run.epoch))
+        return run
+
+    ood_dir = str(tmp_path / "ood")
+    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
+    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
+    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
+    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
+    assert train_shapes.main(["--budget-minutes", "20", "--train-images", "4", "--ood-dir", ood_dir,
+                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert stages == [(3e-4, 0, 3), (3e-4, 3, 9), (3e-5, 9, 12)] and clock[0] == 1200
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["epochs_trained"] == {"base": 9, "fine": 3}
+    out = capsys.readouterr().out
+    assert "9 epochs at lr 0.0003 + 3 at lr 3e-05 (planned 22 + 3: --budget-minutes 20 cut it)" in out

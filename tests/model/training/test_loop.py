@@ -192,8 +192,11 @@ def _ddp_worker(rank, world, port, config_dict, out_dir):
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     model = new_model(config)
-    train_model(model, shapes(4), None, 0.01, 1, layers="heads", log_dir=out_dir, progress=False)
-    torch.save({k: v.clone() for k, v in model.state_dict().items()}, os.path.join(out_dir, f"rank{rank}.pt"))
+    # 2 epochs planned; only rank 1 asks to stop after the first, and both must stop there
+    run = train_model(model, shapes(4), None, 0.01, 2, layers="heads", log_dir=out_dir, progress=False,
+                      stop_after=lambda run: rank == 1)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.save({**state, "epochs_run": torch.tensor(run.epoch)}, os.path.join(out_dir, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 
 
@@ -204,6 +207,7 @@ def test_ddp_two_gloo_processes_agree(tiny_config, tmp_path):
         port = s.getsockname()[1]
     mp.spawn(_ddp_worker, args=(2, port, config.to_dict(), str(tmp_path)), nprocs=2, join=True)
     first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    assert first.pop("epochs_run") == second.pop("epochs_run") == 1  # stop_after: any process stops all
     initial = new_model(config).state_dict()
     changed = [k for k in first if not torch.equal(first[k], initial[k])]
     assert any(k.startswith("rpn.") for k in changed)  # a step was taken...
