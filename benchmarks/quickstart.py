@@ -70,8 +70,12 @@ def train(folder: str, minutes: float):
     fine = max(1, epochs // 5)
     print(f"   one epoch took {per_epoch:.0f} s: {epochs} epochs, the last {fine} at lr "
           f"{config.LEARNING_RATE / 10:g}", flush=True)
+    # A new optimizer for each stage, as the README's figures were measured (train_shapes
+    # compares carrying it: README "Restarting the optimizer").
+    run.optimizer_state = None
     if epochs - fine > 1:
         run = train_model(model, train_set, val_set, config.LEARNING_RATE, epochs - fine, run=run, **common)
+        run.optimizer_state = None
     run = train_model(model, train_set, val_set, config.LEARNING_RATE / 10, epochs, run=run, **common)
     weights = os.path.join(folder, "shapes.pt")
     shutil.copyfile(checkpoint_path(run.run_dir, config.NAME, run.epoch), weights)

@@ -136,6 +136,9 @@ def main(argv=None) -> int:
     parser.add_argument("--budget-minutes", type=float, default=30,
                         help="training time the schedule is cut to fit: fewer epochs at the base rate, "
                              "the --fine-epochs kept (0: train every epoch planned)")
+    parser.add_argument("--carry-optimizer", action="store_true",
+                        help="continue the optimizer state (Adam's moments) from stage to stage instead of "
+                             "starting a new optimizer at each (as train_model continues a run by default)")
     parser.add_argument("--steps", type=int, default=100, help="steps per epoch (4 images each)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="Adam",
                         help="Config.OPTIMIZER: SGD with momentum (Matterport's) or Adam")
@@ -196,6 +199,8 @@ def main(argv=None) -> int:
         done = run.epoch if run else 0
         last_epoch = done + args.fine_epochs if last_epoch is None else last_epoch
         if last_epoch > done and (budget is None or budget.fits(reserve)):
+            if run is not None and not args.carry_optimizer:
+                run.optimizer_state = None  # a new optimizer for each stage (README: "Restarting the optimizer")
             run = train_model(model, data, val_set, lr, last_epoch, layers="all", augmentation=augment,
                               log_dir=args.log_dir, class_names=train_set.class_names, precision=precision, run=run,
                               seed=args.seed, keep_checkpoints=args.keep_checkpoints,

@@ -286,6 +286,9 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     default memory format.
     keep_checkpoints: keep only this run's newest N epoch checkpoints (None: all, as
     Matterport does); an older one is deleted only after the new one is written.
+    run: continue this run (from resume(), or returned by an earlier call): the epoch count,
+    history and, for the same layers and OPTIMIZER, the optimizer state (momentum, Adam's
+    moments) carry over, in one process as from a checkpoint.
     stop_after(run) is asked after each epoch's checkpoint; True ends training there,
     before ``epochs`` (a time budget: benchmarks/train_shapes.py). Under torchrun the
     run stops when any process says so.
@@ -347,6 +350,9 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                     prune_checkpoints(run.run_dir, name, keep_checkpoints)
             if stop_after is not None and _any_process(stop_after(run), context):
                 break
+        # The next call with this run (another stage: a new rate or data) continues the
+        # optimizer as a resume from the last checkpoint would (same layers and optimizer).
+        run.optimizer_state = optimizer.state_dict()
     finally:
         if writer is not None:
             writer.close()

@@ -69,15 +69,18 @@ def test_time_budget_keeps_the_fine_epochs_in_reserve():
     assert ran == 5 and budget.fits(2) and not budget.fits(3)
 
 
-def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("carry", [False, True])
+def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, carry):
     """An epoch takes 100 s (a fake clock) and the budget is 20 minutes: 9 epochs at the
-    base rate (3 easy + 6) and all 3 fine ones, not the planned 22 + 3."""
+    base rate (3 easy + 6) and all 3 fine ones, not the planned 22 + 3. Each stage starts
+    a new optimizer unless --carry-optimizer."""
     clock = [0.0]
-    stages = []
+    stages, optimizer_states = [], []
 
     def fake_train(model, dataset, val, lr, epochs, run=None, stop_after=None, **kwargs):
         run = run or TrainingRun(run_dir=str(tmp_path))
         start = run.epoch
+        optimizer_states.append(run.optimizer_state)
         while run.epoch < epochs:
             clock[0] += 100
             run.epoch += 1
@@ -85,6 +88,7 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch):
             if stop_after(run):
                 break
         stages.append((round(lr, 9), start, run.epoch))
+        run.optimizer_state = {"after epoch": run.epoch}
         return run
 
     ood_dir = str(tmp_path / "ood")
@@ -95,8 +99,10 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
     monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
     assert train_shapes.main(["--budget-minutes", "20", "--train-images", "4", "--ood-dir", ood_dir,
-                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]
+                             + ["--carry-optimizer"] * carry) == 0
     assert stages == [(3e-4, 0, 3), (3e-4, 3, 9), (3e-5, 9, 12)] and clock[0] == 1200
+    assert optimizer_states == ([None, {"after epoch": 3}, {"after epoch": 9}] if carry else [None] * 3)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["epochs_trained"] == {"base": 9, "fine": 3}
     out = capsys.readouterr().out

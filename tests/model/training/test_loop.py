@@ -173,6 +173,25 @@ def test_resume_after_an_interrupted_epoch_reproduces_the_run(tiny_config, tmp_p
     assert os.path.isfile(os.path.join(run.run_dir, "mask_rcnn_tiny_0002.pt"))
 
 
+def test_a_second_stage_continues_the_optimizer_as_a_resume_does(tiny_config, tmp_path):
+    """Two calls on one run (a rate drop, as benchmarks.train_shapes does) end where a run
+    killed between them and resumed from its checkpoint ends: Adam's moments carry over."""
+    config = training_config(tiny_config, NUM_CLASSES=4, IMAGES_PER_GPU=1, STEPS_PER_EPOCH=2, OPTIMIZER="Adam")
+    data, common = shapes(4), dict(layers="all", progress=False, flip=False)
+    straight = new_model(config)
+    run = train_model(straight, data, None, 1e-3, 1, log_dir=str(tmp_path / "a"), **common)
+    assert run.optimizer_state is not None
+    train_model(straight, data, None, 1e-4, 2, run=run, **common)
+
+    first = new_model(config)
+    train_model(first, data, None, 1e-3, 1, log_dir=str(tmp_path / "b"), **common)
+    resumed = new_model(config, seed=123)
+    train_model(resumed, data, None, 1e-4, 2, run=resume(resumed, find_last(str(tmp_path / "b"), config.NAME)),
+                **common)
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
 def test_prune_checkpoints_keeps_the_newest_of_the_run(tmp_path):
     names = ["mask_rcnn_shapes_0001.pt", "mask_rcnn_shapes_0002.pt", "mask_rcnn_shapes_0010.pt",
              "mask_rcnn_shapes_0003.pt.tmp", "mask_rcnn_coco_0001.pt", "events.out"]
