@@ -194,7 +194,7 @@ def main(argv=None) -> int:
               (train_set, args.augment, args.lr / 10, None, 0))
     budget = TimeBudget(args.budget_minutes * 60) if args.budget_minutes else None
     start = time.perf_counter()
-    run, trained = None, {args.lr: 0, args.lr / 10: 0}  # epochs trained at each rate
+    run = None
     for data, augment, lr, last_epoch, reserve in stages:  # each stage trains up to its last epoch
         done = run.epoch if run else 0
         last_epoch = done + args.fine_epochs if last_epoch is None else last_epoch
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
                               log_dir=args.log_dir, class_names=train_set.class_names, precision=precision, run=run,
                               seed=args.seed, keep_checkpoints=args.keep_checkpoints,
                               stop_after=budget.stop_after(reserve) if budget else None)
-            trained[lr] += run.epoch - done
+    base, fine = done, run.epoch - done  # the last (fine) stage began at epoch ``done``
     train_seconds = time.perf_counter() - start
     last = checkpoint_path(run.run_dir, config.NAME, run.epoch)
     if not args.quick:
@@ -226,7 +226,6 @@ def main(argv=None) -> int:
     rows = [[f"{name} {kind}"] + [f"{v:.3f}" for v in getattr(r, kind).values()]
             for name, r in (("same generator", result), ("out of distribution", ood_result))
             for kind in ("box", "mask")]
-    base, fine = trained[args.lr], trained[args.lr / 10]
     shortened = (f" (planned {args.epochs} + {args.fine_epochs}: --budget-minutes {args.budget_minutes:g} cut it)"
                  if base + fine < args.epochs + args.fine_epochs else "")
     body = (f"From scratch, {args.optimizer}, {base} epochs at lr {args.lr:g} + {fine} at lr "
