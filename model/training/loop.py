@@ -29,6 +29,7 @@ from model.data.pipeline import TrainingData, TrainingSample
 from model.ops.roi_align import pyramid_roi_align
 from model.rpn import RPNOutput, propose
 from model.training import distributed as dist_utils
+from model.training.average import WeightAverage
 from model.training.losses import (
     add_l2_gradient,
     l2_regularization,
@@ -146,6 +147,7 @@ class TrainingRun:
     optimizer_state: Optional[dict] = None
     layers: Optional[str] = None
     optimizer: str = "SGD"  # Config.OPTIMIZER of optimizer_state
+    average: Optional[WeightAverage] = None  # the moving average of the weights, if the run keeps one
 
 
 def new_run_dir(log_root: str, name: str) -> str:
@@ -193,10 +195,12 @@ def resume(model, path: str) -> TrainingRun:
     state = checkpoint.training
     if not state:
         raise ValueError(f"{path} holds weights only, no training state to resume; use it with --init PATH")
+    average = state.get("average")
     return TrainingRun(run_dir=os.path.dirname(os.path.abspath(path)), epoch=int(state["epoch"]),
                        step=int(state["step"]), history=list(state.get("history", [])),
                        optimizer_state=state.get("optimizer"), layers=state.get("layers"),
-                       optimizer=state.get("optimizer_name", "SGD"))
+                       optimizer=state.get("optimizer_name", "SGD"),
+                       average=WeightAverage.from_state_dict(average, model) if average else None)
 
 
 @torch.no_grad()
@@ -268,7 +272,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                 workers: int = 0, class_names: Optional[List[str]] = None, progress: bool = True,
                 on_step=None, calibrate_bn_steps: int = 0, clip_per_tensor: bool = False,
                 precision: str = "fp32", keep_checkpoints: Optional[int] = None,
-                stop_after: Optional[Callable[[TrainingRun], bool]] = None) -> TrainingRun:
+                stop_after: Optional[Callable[[TrainingRun], bool]] = None,
+                average_decay: Optional[float] = None) -> TrainingRun:
     """Train ``model`` from ``run.epoch`` (0 for a new run) up to ``epochs``.
 
     layers: "heads", "3+", "4+", "5+", "all" or a regex of Keras layer names.
@@ -292,6 +297,10 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
     stop_after(run) is asked after each epoch's checkpoint; True ends training there,
     before ``epochs`` (a time budget: benchmarks/train_shapes.py). Under torchrun the
     run stops when any process says so.
+    average_decay: keep an exponential moving average of the weights (model.training.average)
+    in ``run.average``, updated after every step and saved in each checkpoint; a run that
+    already keeps one (a resume, a later stage) continues it. The model returned holds the
+    live weights; ``run.average.copy_to(model)`` puts the average in.
     """
     if keep_checkpoints is not None and keep_checkpoints < 1:
         raise ValueError(f"keep_checkpoints must be at least 1 (the checkpoint to resume from), not {keep_checkpoints}")
@@ -311,6 +320,15 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
     run.layers, run.optimizer = layers, config.OPTIMIZER
+    if average_decay is not None and run.average is None:
+        run.average = WeightAverage(model, average_decay)
+
+    def after_step(epoch, step, losses):
+        if run.average is not None:
+            run.average.update(model)
+        if on_step is not None:
+            on_step(epoch, step, losses)
+
     wrapped = TrainingModel(model, precision)
     if context.enabled:
         wrapped = nn.parallel.DistributedDataParallel(wrapped)
@@ -331,7 +349,7 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
             model.train(True)
             train_data.set_epoch(epoch)
             epoch_losses = _train_epoch(wrapped, optimizer, train_data, config, context, epoch, run, trainable,
-                                        decayed, writer, workers, progress, on_step, clip_per_tensor)
+                                        decayed, writer, workers, progress, after_step, clip_per_tensor)
             val_losses = _validate(wrapped, val_data, config, context, epoch, workers) if val_data else {}
             run.epoch = epoch + 1
             run.history.append({"epoch": run.epoch, **epoch_losses, **{f"val_{k}": v for k, v in val_losses.items()}})
@@ -345,7 +363,8 @@ def train_model(model, train_dataset: Dataset, val_dataset: Optional[Dataset], l
                                 training={"epoch": run.epoch, "step": run.step, "optimizer": optimizer.state_dict(),
                                           "optimizer_name": config.OPTIMIZER, "layers": layers,
                                           "learning_rate": learning_rate, "seed": seed,
-                                          "history": run.history})
+                                          "history": run.history,
+                                          "average": run.average.state_dict() if run.average else None})
                 if keep_checkpoints is not None:
                     prune_checkpoints(run.run_dir, name, keep_checkpoints)
             if stop_after is not None and _any_process(stop_after(run), context):

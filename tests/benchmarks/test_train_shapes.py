@@ -107,3 +107,45 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
     assert report["epochs_trained"] == {"base": 9, "fine": 3}
     out = capsys.readouterr().out
     assert "9 epochs at lr 0.0003 + 3 at lr 3e-05 (planned 22 + 3: --budget-minutes 20 cut it)" in out
+
+
+def test_a_weight_average_is_scored_beside_the_live_weights_and_kept(tmp_path, capsys, monkeypatch):
+    """--average-decay: train_model keeps the average; the report headlines it, gives the
+    live weights' figures beside it, and the artifact holds the average."""
+    averaged = {k: 0.75 for k in STATS}
+    decays, saved = [], []
+
+    class FakeAverage:
+        updates = 2500
+
+        def copy_to(self, model):
+            model.averaged = True
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, average_decay=None, **kwargs):
+        decays.append(average_decay)
+        run = run or TrainingRun(run_dir=str(tmp_path))
+        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
+        run.epoch, run.average = epochs, run.average or FakeAverage()
+        return run
+
+    def fake_evaluate(model, data, limit=None):
+        stats = averaged if getattr(model, "averaged", False) else STATS
+        return Evaluation(2, stats, stats, 0.5)
+
+    ood_dir = str(tmp_path / "ood")
+    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    monkeypatch.setattr(train_shapes, "evaluate", fake_evaluate)
+    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
+    monkeypatch.setattr(train_shapes, "save_checkpoint", lambda path, model, *a, **k: saved.append(
+        (path, getattr(model, "averaged", False), k["source"])))
+    assert train_shapes.main(["--average-decay", "0.999", "--train-images", "4", "--ood-dir", ood_dir,
+                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert decays == [0.999] * 3
+    assert saved and saved[0][:2] == (str(tmp_path / "a.pt"), True) and "decay 0.999" in saved[0][2]
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["evaluation_ood"]["mask"]["AP50"] == 0.75
+    assert report["live_weights"]["evaluation_ood"]["mask"]["AP50"] == 0.5
+    out = capsys.readouterr().out
+    assert "moving average of the live ones (decay 0.999 per step, 2500 steps)" in out
+    assert "same generator 0.500 (0.750), out of distribution 0.500 (0.750)" in out
