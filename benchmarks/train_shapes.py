@@ -178,6 +178,8 @@ def main(argv=None) -> int:
         parser.error(f"--easy-epochs {args.easy_epochs} must lie in 0..--epochs ({args.epochs})")
     if args.keep_checkpoints < 1:
         parser.error("--keep-checkpoints must be at least 1 (the checkpoint to resume from)")
+    if not 0 <= args.average_decay < 1:
+        parser.error(f"--average-decay must lie in [0, 1) (0: no average), not {args.average_decay:g}")
     if args.quick:
         args.epochs, args.fine_epochs, args.steps, args.eval_images = 1, 1, 5, 10
         args.easy_epochs = min(args.easy_epochs, 1)

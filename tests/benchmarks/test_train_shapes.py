@@ -44,13 +44,16 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     assert "by background texture" in out and sum(b["images"] for b in report["ood_by_background"].values()) == 2
 
 
-def test_easy_epochs_beyond_the_schedule_and_no_checkpoints_are_refused(capsys):
+def test_easy_epochs_beyond_the_schedule_no_checkpoints_and_a_bad_average_are_refused(capsys):
     with pytest.raises(SystemExit):
         train_shapes.main(["--easy-epochs", "23"])
     assert "--easy-epochs 23 must lie in 0..--epochs (22)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train_shapes.main(["--keep-checkpoints", "0"])
     assert "--keep-checkpoints must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_shapes.main(["--average-decay", "1"])
+    assert "--average-decay must lie in [0, 1) (0: no average), not 1" in capsys.readouterr().err
 
 
 def test_time_budget_keeps_the_fine_epochs_in_reserve():
