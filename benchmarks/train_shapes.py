@@ -68,7 +68,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT = os.path.join(HERE, "artifacts", "shapes_r50.pt")
 TRAIN_SEED, EVAL_SEED = 1, 2
 DEFAULT_LR = {"SGD": 0.01, "Adam": 3e-4}
-DEFAULT_AVERAGE_DECAY = 0.0
 
 
 class TimeBudget:
@@ -144,7 +143,7 @@ def main(argv=None) -> int:
     parser.add_argument("--carry-optimizer", action="store_true",
                         help="continue the optimizer state (Adam's moments) from stage to stage instead of "
                              "starting a new optimizer at each (as train_model continues a run by default)")
-    parser.add_argument("--average-decay", type=float, default=DEFAULT_AVERAGE_DECAY,
+    parser.add_argument("--average-decay", type=float, default=0.0,
                         help="keep a moving average of the weights with this decay per step "
                              "(model.training.average; 0.999: about the last 1000 steps weigh), score it beside "
                              "the live weights and keep it as the --artifact; 0: none")

@@ -15,7 +15,7 @@ so a resumed run continues both exactly.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 
@@ -30,13 +30,21 @@ class WeightAverage:
     """The moving average of ``model``'s floating-point state, starting from its
     current values; ``decay`` in [0, 1) (0.999: about the last 1000 steps weigh)."""
 
-    def __init__(self, model, decay: float):
+    def __init__(self, model, decay: float, start: Optional[Dict[str, torch.Tensor]] = None):
+        """start: the averaged tensors to continue from (a saved average), by state_dict
+        name; they must be exactly ``model``'s floating-point state."""
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"the weight average's decay must lie in [0, 1), got {decay}")
         self.decay = decay
         self.updates = 0
-        # the live tensors' memory format (channels-last in training): a mixed-format lerp is ~2x slower
-        self.tensors = {name: t.detach().clone() for name, t in _float_state(model).items()}
+        live = _float_state(model)
+        if start is not None and set(start) != set(live):
+            missing, extra = sorted(set(live) - set(start)), sorted(set(start) - set(live))
+            raise ValueError(f"the saved weight average does not fit this model (missing {missing[:3]}, "
+                             f"unexpected {extra[:3]})")
+        # clone keeps the live tensors' memory format (channels-last in training): a
+        # mixed-format lerp is ~2x slower
+        self.tensors = {name: (t if start is None else start[name]).detach().clone() for name, t in live.items()}
 
     @torch.no_grad()
     def update(self, model) -> None:
@@ -61,12 +69,6 @@ class WeightAverage:
     @classmethod
     def from_state_dict(cls, state: dict, model) -> WeightAverage:
         """The average saved by ``state_dict``, checked against ``model``'s state names."""
-        average = cls(model, float(state["decay"]))
-        saved = state["tensors"]
-        if set(saved) != set(average.tensors):
-            missing, extra = sorted(set(average.tensors) - set(saved)), sorted(set(saved) - set(average.tensors))
-            raise ValueError(f"the saved weight average does not fit this model (missing {missing[:3]}, "
-                             f"unexpected {extra[:3]})")
+        average = cls(model, float(state["decay"]), start=state["tensors"])
         average.updates = int(state["updates"])
-        average.tensors = {name: saved[name].detach().clone() for name in average.tensors}
         return average
