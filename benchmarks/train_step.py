@@ -1,14 +1,19 @@
-"""Seconds per training step: float32 against bfloat16 autocast, in one process.
+"""Seconds per training step: float32 against bfloat16 autocast, and the widths of the
+FPN and heads, in one process.
 
-    python -m benchmarks.train_step                 # ShapesConfig (R50, 128x128, batch 4)
+    python -m benchmarks.train_step                 # ShapesConfig (R50, 128x128, batch 4), both precisions
     python -m benchmarks.train_step --runs 5        # quicker
+    python -m benchmarks.train_step --optimizer Adam --precisions bf16 --widths 256/1024 128/512
+        # Matterport's widths against benchmarks.train_shapes' (TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE)
 
 One step is ``model.training.loop.training_step``, what ``train_model`` does per batch:
-forward (backbone to losses), backward, Matterport's global gradient clip and the SGD
-update; channels-last, batch renormalization as in ``benchmarks/train_shapes.py``. Each
-precision starts from the same random weights and cycles through the same 4 prepared
-batches (data loading is not timed); warm-up steps first, then the median and spread of
---runs steps. Reports go to benchmarks/results/train_step.{md,json}.
+forward (backbone to losses), backward, Matterport's global gradient clip and the update
+(--optimizer, SGD by default); channels-last, batch renormalization as in
+``benchmarks/train_shapes.py``. Each variant starts from the same seed and cycles through
+the same 4 prepared batches of --style shapes (data loading is not timed); warm-up steps
+first, then --runs steps of every variant in turn (interleaved, so that a change in the
+machine's speed touches all alike): median and spread. Reports go to
+benchmarks/results/train_step.{md,json}.
 """
 
 from __future__ import annotations
@@ -17,13 +22,17 @@ import argparse
 import dataclasses
 import itertools
 import os
+import statistics
 import sys
+import time
+from typing import Callable, Dict, List, Tuple
 
 import torch
 
-from benchmarks.common import markdown_table, publish, time_it
+from benchmarks.common import Timing, markdown_table, publish
+from model.config import OPTIMIZERS
 from model.configs import ShapesConfig
-from model.data.dataset import shapes_dataset
+from model.data.dataset import SHAPES_STYLES, shapes_dataset
 from model.data.pipeline import TrainingData
 from model.maskrcnn import MaskRCNN
 from model.training import distributed as dist_utils
@@ -41,7 +50,8 @@ from model.training.loop import (
 RESULTS = os.path.join(os.path.dirname(__file__), "results")
 
 
-def step_timer(config, batches, precision: str, runs: int, warmup: int):
+def step_function(config, batches, precision: str):
+    """One training step of a fresh model (seed 0) per call, cycling through ``batches``."""
     torch.manual_seed(0)
     model = MaskRCNN(config).train(True)
     to_training_layout(model, "cpu")
@@ -54,7 +64,35 @@ def step_timer(config, batches, precision: str, runs: int, warmup: int):
     def step():
         training_step(wrapped, optimizer, next(cycle), torch.Generator().manual_seed(0), config, parameters, decayed)
 
-    return time_it(precision, step, runs, warmup)
+    return step
+
+
+def time_interleaved(steps: Dict[str, Callable[[], None]], runs: int, warmup: int) -> List[Timing]:
+    """Warm each up, then time one call of each in turn, ``runs`` times."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    samples: Dict[str, List[float]] = {name: [] for name in steps}
+    for _ in range(runs):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            samples[name].append(time.perf_counter() - start)
+    timings = []
+    for name, values in samples.items():
+        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+        timings.append(Timing(name, statistics.median(values), min(values), max(values),
+                              quartiles[2] - quartiles[0], values))
+    return timings
+
+
+def widths(text: str) -> Tuple[int, int]:
+    """"256/1024" -> (TOP_DOWN_PYRAMID_SIZE, FPN_CLASSIF_FC_LAYERS_SIZE)."""
+    try:
+        pyramid, dense = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give PYRAMID/DENSE widths, e.g. 128/512") from None
+    return pyramid, dense
 
 
 def main(argv=None) -> int:
@@ -62,21 +100,37 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
+    parser.add_argument("--widths", nargs="+", type=widths, default=[widths("256/1024")],
+                        help="TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE pairs (ShapesConfig: 256/1024)")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default="SGD")
+    parser.add_argument("--style", choices=tuple(SHAPES_STYLES), default="standard", help="the shapes trained on")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--output", default=os.path.join(RESULTS, "train_step"))
     args = parser.parse_args(argv)
-    config = dataclasses.replace(ShapesConfig(), TRAIN_BN=None, BATCH_RENORM=True)
-    side = config.IMAGE_SHAPE[0]
-    per_step = config.IMAGES_PER_GPU
-    data = TrainingData(shapes_dataset(4 * per_step, side, side, seed=1), config, 0, 4 * per_step)
-    data.set_epoch(0)
-    batches = [sample_to_device(b, "cpu") for b in batch_loader(data, 4, config, dist_utils.setup(), 0)]
-    timings = [step_timer(config, batches, precision, args.runs, args.warmup) for precision in PRECISIONS]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steps = {}
+    for pyramid, dense in args.widths:
+        config = dataclasses.replace(ShapesConfig(), TRAIN_BN=None, BATCH_RENORM=True, OPTIMIZER=args.optimizer,
+                                     LEARNING_RATE=3e-4 if args.optimizer == "Adam" else ShapesConfig.LEARNING_RATE,
+                                     TOP_DOWN_PYRAMID_SIZE=pyramid, FPN_CLASSIF_FC_LAYERS_SIZE=dense)
+        side, per_step = config.IMAGE_SHAPE[0], config.IMAGES_PER_GPU
+        data = TrainingData(shapes_dataset(4 * per_step, side, side, seed=1, style=SHAPES_STYLES[args.style]),
+                            config, 0, 4 * per_step)
+        data.set_epoch(0)
+        batches = [sample_to_device(b, "cpu") for b in batch_loader(data, 4, config, dist_utils.setup(), 0)]
+        for precision in args.precisions:
+            steps[f"{pyramid}/{dense} {precision}"] = step_function(config, batches, precision)
+    timings = time_interleaved(steps, args.runs, args.warmup)
     base = timings[0].median
     rows = [[t.name, f"{t.median:.3f}", f"{t.iqr:.3f}", f"{t.min:.3f}", f"{t.max:.3f}",
              f"{t.median / per_step:.3f}", f"{base / t.median:.2f}x"] for t in timings]
-    body = (f"ShapesConfig: {config.BACKBONE}, {side}x{side}, {per_step} images per step, all layers, batch "
-            f"renormalization, channels-last; {args.warmup} warm-up steps, then {args.runs} timed.\n\n"
-            + markdown_table(["precision", "median s/step", "IQR", "min", "max", "s/image", "speed-up"], rows))
+    body = (f"ShapesConfig: {config.BACKBONE}, {side}x{side}, {per_step} images per step ({args.style} shapes), "
+            f"all layers, batch renormalization, channels-last, {args.optimizer}, {torch.get_num_threads()} threads; "
+            f"variants named widths (TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE) and precision; "
+            f"{args.warmup} warm-up steps each, then {args.runs} timed, interleaved.\n\n"
+            + markdown_table(["variant", "median s/step", "IQR", "min", "max", "s/image", "speed-up"], rows))
     publish(args.output, "Training step time", body, {"timings": timings, "args": vars(args)},
             "python -m benchmarks.train_shapes")
     return 0

@@ -13,8 +13,8 @@ STATS = {k: 0.5 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
 
 
 @pytest.mark.parametrize("easy, expected", [
-    (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 22), ("varied", "default", 3e-5, 25)]),
-    (0, [("varied", "default", 3e-4, 22), ("varied", "default", 3e-5, 25)]),
+    (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
+    (0, [("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
 ])
 def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     stages = []
@@ -40,20 +40,24 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert ("after --easy-epochs 3 on standard shapes" in out) == (easy == 3) and "seed 7;" in out
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [h["epoch"] for h in report["history"]] == list(range(1, 26))
+    assert [h["epoch"] for h in report["history"]] == list(range(1, 44))
     assert "by background texture" in out and sum(b["images"] for b in report["ood_by_background"].values()) == 2
 
 
-def test_easy_epochs_beyond_the_schedule_no_checkpoints_and_a_bad_average_are_refused(capsys):
+def test_easy_epochs_beyond_the_schedule_no_checkpoints_a_bad_average_or_peak_are_refused(capsys):
     with pytest.raises(SystemExit):
-        train_shapes.main(["--easy-epochs", "23"])
-    assert "--easy-epochs 23 must lie in 0..--epochs (22)" in capsys.readouterr().err
+        train_shapes.main(["--easy-epochs", "41"])
+    assert "--easy-epochs 41 must lie in 0..--epochs (40)" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train_shapes.main(["--keep-checkpoints", "0"])
     assert "--keep-checkpoints must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         train_shapes.main(["--average-decay", "1"])
     assert "--average-decay must lie in [0, 1) (0: no average), not 1" in capsys.readouterr().err
+    for argv in (["--peak-lr", "1e-3"], ["--schedule", "linear", "--peak-lr", "0"]):
+        with pytest.raises(SystemExit):
+            train_shapes.main(argv)
+        assert "a positive rate, with --schedule linear" in capsys.readouterr().err
 
 
 def test_time_budget_keeps_the_fine_epochs_in_reserve():
@@ -75,7 +79,7 @@ def test_time_budget_keeps_the_fine_epochs_in_reserve():
 @pytest.mark.parametrize("carry", [False, True])
 def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, carry):
     """An epoch takes 100 s (a fake clock) and the budget is 20 minutes: 9 epochs at the
-    base rate (3 easy + 6) and all 3 fine ones, not the planned 22 + 3. Each stage starts
+    base rate (3 easy + 6) and all 3 fine ones, not the planned 40 + 3. Each stage starts
     a new optimizer unless --carry-optimizer."""
     clock = [0.0]
     stages, optimizer_states = [], []
@@ -109,7 +113,7 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["epochs_trained"] == {"base": 9, "fine": 3}
     out = capsys.readouterr().out
-    assert "9 epochs at lr 0.0003 + 3 at lr 3e-05 (planned 22 + 3: --budget-minutes 20 cut it)" in out
+    assert "9 epochs at lr 0.0003 + 3 at lr 3e-05 (planned 40 + 3: --budget-minutes 20 cut it)" in out
 
 
 def test_a_weight_average_is_scored_beside_the_live_weights_and_kept(tmp_path, capsys, monkeypatch):
@@ -152,3 +156,84 @@ def test_a_weight_average_is_scored_beside_the_live_weights_and_kept(tmp_path, c
     out = capsys.readouterr().out
     assert "moving average of the live ones (decay 0.999 per step, 2500 steps)" in out
     assert "same generator 0.500 (0.750), out of distribution 0.500 (0.750)" in out
+
+
+def test_linear_rate_falls_to_zero_over_the_epochs_planned():
+    assert [train_shapes.linear_rate(6.0, done, 3 - done) for done in range(3)] == [6.0, 4.0, 2.0]
+    assert train_shapes.linear_rate(6.0, 2, 2) == 3.0  # re-planned: 4 epochs in all now, half way
+
+
+def test_time_budget_counts_the_epochs_left():
+    now = [0.0]
+    budget = train_shapes.TimeBudget(1000, clock=lambda: now[0])
+    assert budget.epochs_left() >= 10 ** 6  # no pace yet
+    stop = budget.stop_after(reserve=0)
+    for duration in (100, 150, 100):
+        now[0] += duration
+        stop(None)
+    assert budget.epochs_left() == 4  # 650 s left at 150 s an epoch
+
+
+def test_linear_schedule_plans_the_decay_within_the_budget(tmp_path, capsys, monkeypatch):
+    """The budget is 20 minutes, an easy epoch takes 100 s, a varied one 150 s: 3 easy
+    epochs at --lr, then the decay from --peak-lr, one epoch per train_model call, planned
+    for 9 epochs at first (the easy pace) and re-planned as the varied ones slow down, so
+    that it ends at 1/6 of the peak after 6; a new optimizer at the first of them, carried
+    through the rest."""
+    clock = [0.0]
+    calls = []
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, stop_after=None, **kwargs):
+        run = run or TrainingRun(run_dir=str(tmp_path))
+        calls.append((round(lr, 9), run.epoch, epochs, run.optimizer_state))
+        while run.epoch < epochs:
+            clock[0] += 150 if "noise" in dataset.image_info[0] else 100
+            run.epoch += 1
+            run.history.append({"epoch": run.epoch, "loss": 1.0, "mrcnn_mask_loss": 0.5})
+            if stop_after(run):
+                break
+        run.optimizer_state = {"after epoch": run.epoch}
+        return run
+
+    ood_dir = str(tmp_path / "ood")
+    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
+    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
+    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
+    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
+    assert train_shapes.main(["--budget-minutes", "20", "--schedule", "linear", "--peak-lr", "9e-4",
+                              "--train-images", "4", "--ood-dir", ood_dir,
+                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert calls[0] == (3e-4, 0, 3, None)
+    assert [c[:3] for c in calls[1:]] == [(round(9e-4 * f, 9), 3 + k, 4 + k)
+                                          for k, f in enumerate((1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6))]
+    assert [c[3] for c in calls[1:]] == [None] + [{"after epoch": e} for e in range(4, 9)]
+    assert clock[0] == 1200
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["epochs_trained"] == {"base": 3, "linear": 6} and len(report["rates"]) == 9
+    out = capsys.readouterr().out
+    assert "3 epochs at lr 0.0003, then 6 with the rate falling linearly from 0.0009 to 0.00015" in out
+
+
+def test_pyramid_and_dense_widths_reach_the_model_and_the_report(tmp_path, capsys, monkeypatch):
+    widths = []
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
+        widths.append((model.config.TOP_DOWN_PYRAMID_SIZE, model.fpn.fpn_c5p5.out_channels,
+                       model.box_head.mrcnn_class_conv1.out_channels))
+        run = run or TrainingRun(run_dir=str(tmp_path))
+        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
+        run.epoch = epochs
+        return run
+
+    ood_dir = str(tmp_path / "ood")
+    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
+    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
+    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
+    assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128", "--train-images", "4", "--ood-dir", ood_dir,
+                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert widths == [(64, 64, 128)] * 3
+    assert "TOP_DOWN_PYRAMID_SIZE 64, FPN_CLASSIF_FC_LAYERS_SIZE 128;" in capsys.readouterr().out
