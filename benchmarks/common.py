@@ -35,6 +35,26 @@ def time_it(name: str, fn: Callable[[], object], runs: int = 5, warmup: int = 1)
         start = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - start)
+    return timing(name, samples)
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], runs: int = 5, warmup: int = 1) -> List[Timing]:
+    """Like time_it for several functions, timed one call of each in turn (so that a change
+    in the machine's speed touches all alike) after each one's warm-up."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    samples: Dict[str, List[float]] = {name: [] for name in fns}
+    for _ in range(runs):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            samples[name].append(time.perf_counter() - start)
+    return [timing(name, values) for name, values in samples.items()]
+
+
+def timing(name: str, samples: List[float]) -> Timing:
+    """The Timing of ``samples`` (seconds per run)."""
     quartiles = statistics.quantiles(samples, n=4) if len(samples) > 1 else [samples[0]] * 3
     return Timing(name, statistics.median(samples), min(samples), max(samples),
                   quartiles[2] - quartiles[0], samples)

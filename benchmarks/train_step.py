@@ -22,14 +22,12 @@ import argparse
 import dataclasses
 import itertools
 import os
-import statistics
 import sys
-import time
-from typing import Callable, Dict, List, Tuple
+from typing import Tuple
 
 import torch
 
-from benchmarks.common import Timing, markdown_table, publish
+from benchmarks.common import markdown_table, publish, time_interleaved
 from model.config import OPTIMIZERS
 from model.configs import ShapesConfig
 from model.data.dataset import SHAPES_STYLES, shapes_dataset
@@ -65,25 +63,6 @@ def step_function(config, batches, precision: str):
         training_step(wrapped, optimizer, next(cycle), torch.Generator().manual_seed(0), config, parameters, decayed)
 
     return step
-
-
-def time_interleaved(steps: Dict[str, Callable[[], None]], runs: int, warmup: int) -> List[Timing]:
-    """Warm each up, then time one call of each in turn, ``runs`` times."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    samples: Dict[str, List[float]] = {name: [] for name in steps}
-    for _ in range(runs):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            samples[name].append(time.perf_counter() - start)
-    timings = []
-    for name, values in samples.items():
-        quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-        timings.append(Timing(name, statistics.median(values), min(values), max(values),
-                              quartiles[2] - quartiles[0], values))
-    return timings
 
 
 def widths(text: str) -> Tuple[int, int]:

@@ -1,11 +1,11 @@
-"""benchmarks.train_step: variants timed in turn, widths parsed (the steps stubbed)."""
+"""benchmarks.train_step (and common.time_interleaved): variants timed in turn, widths parsed (the steps stubbed)."""
 
 import argparse
 import json
 
 import pytest
 
-from benchmarks import train_step
+from benchmarks import common, train_step
 
 
 def test_widths_parse_and_refuse():
@@ -18,7 +18,7 @@ def test_widths_parse_and_refuse():
 def test_variants_are_timed_in_turn(monkeypatch):
     calls = []
     clock = [0.0]
-    monkeypatch.setattr(train_step.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(common.time, "perf_counter", lambda: clock[0])
 
     def step(name, seconds):
         def run():
@@ -26,7 +26,7 @@ def test_variants_are_timed_in_turn(monkeypatch):
             clock[0] += seconds
         return run
 
-    timings = train_step.time_interleaved({"a": step("a", 2.0), "b": step("b", 1.0)}, runs=3, warmup=1)
+    timings = common.time_interleaved({"a": step("a", 2.0), "b": step("b", 1.0)}, runs=3, warmup=1)
     assert calls == ["a", "b"] + ["a", "b"] * 3  # warm-up of each, then one of each in turn
     assert [(t.name, t.median, len(t.runs)) for t in timings] == [("a", 2.0, 3), ("b", 1.0, 3)]
 
