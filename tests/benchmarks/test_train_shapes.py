@@ -12,6 +12,19 @@ from model.training.loop import TrainingRun
 STATS = {k: 0.5 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
 
 
+def stub_scoring(tmp_path, monkeypatch, evaluate=None):
+    """A 2-image OOD set, evaluation stubbed (every AP 0.5 unless ``evaluate``), no artifact
+    copy; returns main's arguments for them and the outputs under ``tmp_path``."""
+    ood_dir = str(tmp_path / "ood")  # not the default folder, which a clean clone does not have
+    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
+    monkeypatch.setattr(train_shapes, "evaluate",
+                        evaluate or (lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5)))
+    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: folder == ood_dir and ood_json)
+    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
+    return ["--train-images", "4", "--ood-dir", ood_dir, "--output", str(tmp_path / "r"),
+            "--artifact", str(tmp_path / "a.pt")]
+
+
 @pytest.mark.parametrize("easy, expected", [
     (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
     (0, [("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
@@ -28,14 +41,8 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
         run.epoch = epochs
         return run
 
-    ood_dir = str(tmp_path / "ood")  # not the default folder, which a clean clone does not have
-    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
-    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
-    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: folder == ood_dir and ood_json)
-    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
-    assert train_shapes.main(["--easy-epochs", str(easy), "--train-images", "4", "--seed", "7", "--ood-dir", ood_dir,
-                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert train_shapes.main(["--easy-epochs", str(easy), "--seed", "7"] + stub_scoring(tmp_path, monkeypatch)) == 0
     assert stages == expected
     out = capsys.readouterr().out
     assert ("after --easy-epochs 3 on standard shapes" in out) == (easy == 3) and "seed 7;" in out
@@ -98,16 +105,10 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
         run.optimizer_state = {"after epoch": run.epoch}
         return run
 
-    ood_dir = str(tmp_path / "ood")
-    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
-    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
-    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
-    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
-    assert train_shapes.main(["--budget-minutes", "20", "--train-images", "4", "--ood-dir", ood_dir,
-                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]
-                             + ["--carry-optimizer"] * carry) == 0
+    assert train_shapes.main(["--budget-minutes", "20"] + ["--carry-optimizer"] * carry
+                             + stub_scoring(tmp_path, monkeypatch)) == 0
     assert stages == [(3e-4, 0, 3), (3e-4, 3, 9), (3e-5, 9, 12)] and clock[0] == 1200
     assert optimizer_states == ([None, {"after epoch": 3}, {"after epoch": 9}] if carry else [None] * 3)
     report = json.loads((tmp_path / "r.json").read_text())
@@ -139,15 +140,10 @@ def test_a_weight_average_is_scored_beside_the_live_weights_and_kept(tmp_path, c
         stats = averaged if getattr(model, "averaged", False) else STATS
         return Evaluation(2, stats, stats, 0.5)
 
-    ood_dir = str(tmp_path / "ood")
-    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
-    monkeypatch.setattr(train_shapes, "evaluate", fake_evaluate)
-    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
     monkeypatch.setattr(train_shapes, "save_checkpoint", lambda path, model, *a, **k: saved.append(
         (path, getattr(model, "averaged", False), k["source"])))
-    assert train_shapes.main(["--average-decay", "0.999", "--train-images", "4", "--ood-dir", ood_dir,
-                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert train_shapes.main(["--average-decay", "0.999"] + stub_scoring(tmp_path, monkeypatch, fake_evaluate)) == 0
     assert decays == [0.999] * 3
     assert saved and saved[0][:2] == (str(tmp_path / "a.pt"), True) and "decay 0.999" in saved[0][2]
     report = json.loads((tmp_path / "r.json").read_text())
@@ -195,16 +191,10 @@ def test_linear_schedule_plans_the_decay_within_the_budget(tmp_path, capsys, mon
         run.optimizer_state = {"after epoch": run.epoch}
         return run
 
-    ood_dir = str(tmp_path / "ood")
-    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
-    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
-    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
-    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
-    assert train_shapes.main(["--budget-minutes", "20", "--schedule", "linear", "--peak-lr", "9e-4",
-                              "--train-images", "4", "--ood-dir", ood_dir,
-                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert train_shapes.main(["--budget-minutes", "20", "--schedule", "linear", "--peak-lr", "9e-4"]
+                             + stub_scoring(tmp_path, monkeypatch)) == 0
     assert calls[0] == (3e-4, 0, 3, None)
     assert [c[:3] for c in calls[1:]] == [(round(9e-4 * f, 9), 3 + k, 4 + k)
                                           for k, f in enumerate((1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6))]
@@ -227,13 +217,7 @@ def test_pyramid_and_dense_widths_reach_the_model_and_the_report(tmp_path, capsy
         run.epoch = epochs
         return run
 
-    ood_dir = str(tmp_path / "ood")
-    ood_json = shapes_ood.write_set(ood_dir, 2, 0)
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
-    monkeypatch.setattr(train_shapes, "evaluate", lambda model, data, limit=None: Evaluation(2, STATS, STATS, 0.5))
-    monkeypatch.setattr(train_shapes.shapes_ood, "write_set", lambda folder: ood_json)
-    monkeypatch.setattr(train_shapes.shutil, "copyfile", lambda a, b: None)
-    assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128", "--train-images", "4", "--ood-dir", ood_dir,
-                              "--output", str(tmp_path / "r"), "--artifact", str(tmp_path / "a.pt")]) == 0
+    assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128"] + stub_scoring(tmp_path, monkeypatch)) == 0
     assert widths == [(64, 64, 128)] * 3
     assert "TOP_DOWN_PYRAMID_SIZE 64, FPN_CLASSIF_FC_LAYERS_SIZE 128;" in capsys.readouterr().out
