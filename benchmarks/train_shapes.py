@@ -87,10 +87,14 @@ class TimeBudget:
         self.start = self.last = clock()
         self.durations: list = []  # seconds of each epoch so far
 
+    @property
+    def pace(self) -> float:
+        """Seconds an epoch is expected to take: the slowest of the last three (0 before any)."""
+        return max(self.durations[-3:], default=0.0)
+
     def fits(self, reserve: int) -> bool:
         """Whether one more epoch and ``reserve`` after it fit (True before any epoch)."""
-        pace = max(self.durations[-3:], default=0.0)
-        return self.clock() - self.start + pace * (1 + reserve) <= self.seconds
+        return self.clock() - self.start + self.pace * (1 + reserve) <= self.seconds
 
     def stop_after(self, reserve: int):
         """A train_model ``stop_after`` hook: records the epoch, stops when the next won't fit."""
@@ -103,7 +107,7 @@ class TimeBudget:
 
     def epochs_left(self) -> int:
         """How many more epochs fit at the pace so far (a large number before any epoch)."""
-        pace = max(self.durations[-3:], default=0.0)
+        pace = self.pace
         return int((self.seconds - (self.clock() - self.start)) // pace) if pace else 10 ** 6
 
 
@@ -222,7 +226,7 @@ def main(argv=None) -> int:
                              "the live weights and keep it as the --artifact; 0: none")
     parser.add_argument("--pyramid-size", type=int, default=128,
                         help="Config.TOP_DOWN_PYRAMID_SIZE: channels of the FPN, the RPN and the heads' convolutions "
-                             "(Matterport's 256 trains 1.4x slower per step, so fewer epochs fit the budget)")
+                             "(Matterport's 256/1024 takes 1.3x as long a step, so fewer epochs fit the budget)")
     parser.add_argument("--fc-size", type=int, default=512,
                         help="Config.FPN_CLASSIF_FC_LAYERS_SIZE: width of the box head's two dense layers "
                              "(Matterport: 1024)")
