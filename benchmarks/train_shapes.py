@@ -23,8 +23,8 @@ crop/pad, colour jitter, noise, blur; model.data.augment) or none. Without the
 curriculum varied data learns masks late and ends far lower (README). The FPN, RPN and
 heads run at half Matterport's widths (--pyramid-size 128, --fc-size 512): a step takes
 1.3x less time, so more epochs fit the budget, and out of distribution the model follows
-the epochs (README: this recipe met the issue's goals with seed 0 and missed them by 0.017
-with seeds 1 and 2; 64/256 fit 3 more epochs but scored lower; benchmarks.ood_factors for
+the epochs (README: this recipe met the issue's goals with seed 0 and missed them by 0.017-0.020
+with seeds 1-3; 64/256 fit 3 more epochs but scored lower; benchmarks.ood_factors for
 what each factor of that set costs).
 --average-decay D keeps a moving average of the weights (model.training.average),
 reports it beside the live weights and keeps it as the artifact;
