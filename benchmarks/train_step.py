@@ -28,6 +28,7 @@ from typing import Tuple
 import torch
 
 from benchmarks.common import markdown_table, publish, time_interleaved
+from benchmarks.train_shapes import DEFAULT_LR
 from model.config import OPTIMIZERS
 from model.configs import ShapesConfig
 from model.data.dataset import SHAPES_STYLES, shapes_dataset
@@ -89,16 +90,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    config = dataclasses.replace(ShapesConfig(), TRAIN_BN=None, BATCH_RENORM=True, OPTIMIZER=args.optimizer,
+                                 LEARNING_RATE=DEFAULT_LR[args.optimizer])
+    side, per_step = config.IMAGE_SHAPE[0], config.IMAGES_PER_GPU
+    data = TrainingData(shapes_dataset(4 * per_step, side, side, seed=1, style=SHAPES_STYLES[args.style]),
+                        config, 0, 4 * per_step)
+    data.set_epoch(0)  # the batches do not depend on the widths: prepared once for every variant
+    batches = [sample_to_device(b, "cpu") for b in batch_loader(data, 4, config, dist_utils.setup(), 0)]
     steps = {}
     for pyramid, dense in args.widths:
-        config = dataclasses.replace(ShapesConfig(), TRAIN_BN=None, BATCH_RENORM=True, OPTIMIZER=args.optimizer,
-                                     LEARNING_RATE=3e-4 if args.optimizer == "Adam" else ShapesConfig.LEARNING_RATE,
-                                     TOP_DOWN_PYRAMID_SIZE=pyramid, FPN_CLASSIF_FC_LAYERS_SIZE=dense)
-        side, per_step = config.IMAGE_SHAPE[0], config.IMAGES_PER_GPU
-        data = TrainingData(shapes_dataset(4 * per_step, side, side, seed=1, style=SHAPES_STYLES[args.style]),
-                            config, 0, 4 * per_step)
-        data.set_epoch(0)
-        batches = [sample_to_device(b, "cpu") for b in batch_loader(data, 4, config, dist_utils.setup(), 0)]
+        config = dataclasses.replace(config, TOP_DOWN_PYRAMID_SIZE=pyramid, FPN_CLASSIF_FC_LAYERS_SIZE=dense)
         for precision in args.precisions:
             steps[f"{pyramid}/{dense} {precision}"] = step_function(config, batches, precision)
     timings = time_interleaved(steps, args.runs, args.warmup)
