@@ -221,3 +221,25 @@ def test_pyramid_and_dense_widths_reach_the_model_and_the_report(tmp_path, capsy
     assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128"] + stub_scoring(tmp_path, monkeypatch)) == 0
     assert widths == [(64, 64, 128)] * 3
     assert "TOP_DOWN_PYRAMID_SIZE 64, FPN_CLASSIF_FC_LAYERS_SIZE 128;" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, expected", [([], (4, 100)), (["--batch-size", "8"], (8, 50)),
+                                            (["--batch-size", "8", "--steps", "7"], (8, 7))])
+def test_batch_size_reaches_the_config_and_keeps_an_epoch_at_400_images(argv, expected, tmp_path, capsys,
+                                                                        monkeypatch):
+    seen = []
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
+        seen.append((model.config.IMAGES_PER_GPU, model.config.STEPS_PER_EPOCH))
+        run = run or TrainingRun(run_dir=str(tmp_path))
+        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
+        run.epoch = epochs
+        return run
+
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    assert train_shapes.main(argv + stub_scoring(tmp_path, monkeypatch)) == 0
+    assert seen == [expected] * 3
+    assert f"{expected[1]} steps of {expected[0]} images each;" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        train_shapes.main(["--batch-size", "0"])
+    assert "--batch-size must be at least 1, not 0" in capsys.readouterr().err
