@@ -25,6 +25,15 @@ def stub_scoring(tmp_path, monkeypatch, evaluate=None):
             "--artifact", str(tmp_path / "a.pt")]
 
 
+def trained_to(run, epochs, run_dir):
+    """What a stubbed train_model returns: ``run`` (a new one in ``run_dir`` when None)
+    with a history entry for each epoch up to ``epochs``."""
+    run = run or TrainingRun(run_dir=str(run_dir))
+    run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
+    run.epoch = epochs
+    return run
+
+
 @pytest.mark.parametrize("easy, expected", [
     (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
     (0, [("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
@@ -36,10 +45,7 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
         style = "varied" if "noise" in dataset.image_info[0] else "standard"
         stages.append((style, kwargs["augmentation"], round(lr, 9), epochs))
         assert (kwargs["seed"], kwargs["keep_checkpoints"]) == (7, 2)
-        run = run or TrainingRun(run_dir=str(tmp_path))
-        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
-        run.epoch = epochs
-        return run
+        return trained_to(run, epochs, tmp_path)
 
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     assert train_shapes.main(["--easy-epochs", str(easy), "--seed", "7"] + stub_scoring(tmp_path, monkeypatch)) == 0
@@ -131,9 +137,8 @@ def test_a_weight_average_is_scored_beside_the_live_weights_and_kept(tmp_path, c
 
     def fake_train(model, dataset, val, lr, epochs, run=None, average_decay=None, **kwargs):
         decays.append(average_decay)
-        run = run or TrainingRun(run_dir=str(tmp_path))
-        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
-        run.epoch, run.average = epochs, run.average or FakeAverage()
+        run = trained_to(run, epochs, tmp_path)
+        run.average = run.average or FakeAverage()
         return run
 
     def fake_evaluate(model, data, limit=None):
@@ -212,10 +217,7 @@ def test_pyramid_and_dense_widths_reach_the_model_and_the_report(tmp_path, capsy
     def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
         widths.append((model.config.TOP_DOWN_PYRAMID_SIZE, model.fpn.fpn_c5p5.out_channels,
                        model.box_head.mrcnn_class_conv1.out_channels))
-        run = run or TrainingRun(run_dir=str(tmp_path))
-        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
-        run.epoch = epochs
-        return run
+        return trained_to(run, epochs, tmp_path)
 
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128"] + stub_scoring(tmp_path, monkeypatch)) == 0
@@ -231,10 +233,7 @@ def test_batch_size_reaches_the_config_and_keeps_an_epoch_at_400_images(argv, ex
 
     def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
         seen.append((model.config.IMAGES_PER_GPU, model.config.STEPS_PER_EPOCH))
-        run = run or TrainingRun(run_dir=str(tmp_path))
-        run.history += [{"epoch": e, "loss": 1.0, "mrcnn_mask_loss": 0.5} for e in range(run.epoch + 1, epochs + 1)]
-        run.epoch = epochs
-        return run
+        return trained_to(run, epochs, tmp_path)
 
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     assert train_shapes.main(argv + stub_scoring(tmp_path, monkeypatch)) == 0
