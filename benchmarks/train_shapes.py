@@ -76,6 +76,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT = os.path.join(HERE, "artifacts", "shapes_r50.pt")
 TRAIN_SEED, EVAL_SEED = 1, 2
 DEFAULT_LR = {"SGD": 0.01, "Adam": 3e-4}
+EPOCH_IMAGES = ShapesConfig.STEPS_PER_EPOCH * ShapesConfig.IMAGES_PER_GPU  # an epoch, whatever --batch-size
 
 
 class TimeBudget:
@@ -232,11 +233,12 @@ def main(argv=None) -> int:
     parser.add_argument("--fc-size", type=int, default=512,
                         help="Config.FPN_CLASSIF_FC_LAYERS_SIZE: width of the box head's two dense layers "
                              "(Matterport: 1024)")
-    parser.add_argument("--batch-size", type=int, default=4,
-                        help="Config.IMAGES_PER_GPU: images a step (ShapesConfig: 4). A step of 8 takes 1.2x less "
-                             "time an image here but makes half the updates; scale --lr with it (README)")
+    parser.add_argument("--batch-size", type=int, default=ShapesConfig.IMAGES_PER_GPU,
+                        help="Config.IMAGES_PER_GPU: images a step (default: ShapesConfig's, %(default)s). A step "
+                             "of 8 takes 1.2x less time an image here but makes half the updates; scale --lr with "
+                             "it (README)")
     parser.add_argument("--steps", type=int,
-                        help="steps per epoch (default: 400 images an epoch, 100 steps of --batch-size 4)")
+                        help=f"steps per epoch (default: {EPOCH_IMAGES} images an epoch, --batch-size at a time)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="Adam",
                         help="Config.OPTIMIZER: SGD with momentum (Matterport's) or Adam")
     parser.add_argument("--lr", type=float, help="base learning rate (default: 0.01 for SGD, 3e-4 for Adam)")
@@ -272,7 +274,7 @@ def main(argv=None) -> int:
         parser.error(f"--peak-lr {args.peak_lr:g}: a positive rate, with --schedule linear")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, not {args.batch_size}")
-    args.steps = args.steps or max(1, 400 // args.batch_size)
+    args.steps = args.steps or max(1, EPOCH_IMAGES // args.batch_size)
     if args.quick:
         args.epochs, args.fine_epochs, args.steps, args.eval_images = 1, 1, 5, 10
         args.easy_epochs = min(args.easy_epochs, 1)
