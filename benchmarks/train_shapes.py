@@ -24,10 +24,8 @@ jitter, noise, blur; model.data.augment) or none. Without the curriculum varied 
 learns masks late and ends far lower (README). The FPN, RPN and heads run at half
 Matterport's widths (--pyramid-size 128, --fc-size 512): a step takes 1.3x less time, so
 more epochs fit the budget, and out of distribution the model follows the epochs (README:
-this recipe met the issue's goals with seed 0 and missed them by 0.017-0.038 with seeds
-1-4; 64/256 fit 3 more epochs but scored lower, and so did --batch-size 8, 1.2x less time
-an image, and --lr 6e-4 or 2e-4; benchmarks.ood_factors for what each factor of that set
-costs).
+what this recipe, each seed and each variant scored; benchmarks.ood_factors for what each
+factor of that set costs).
 --average-decay D keeps a moving average of the weights (model.training.average),
 reports it beside the live weights and keeps it as the artifact;
 --schedule linear replaces the two rates after the easy epochs by a linear decay from
