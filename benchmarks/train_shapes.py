@@ -6,6 +6,7 @@ held-out sets: the same generator (another seed) and an out-of-distribution set.
     python -m benchmarks.train_shapes --style standard --augment flip --easy-epochs 0   # plain data, no curriculum
     python -m benchmarks.train_shapes --optimizer SGD --output benchmarks/results/train_shapes   # Matterport's SGD
     python -m benchmarks.train_shapes --schedule linear --peak-lr 6e-4 --epochs 40 --fine-epochs 0   # decay to 0
+    python -m benchmarks.train_shapes --set TRAIN_ROIS_PER_IMAGE=50 --set ROI_POSITIVE_RATIO=0.2   # any Config value
     python -m benchmarks.train_shapes --quick      # a 1-minute smoke run
 
 ShapesConfig (ResNet50, 128x128, --batch-size 4, 400 images an epoch), all layers, Adam
@@ -61,7 +62,8 @@ import torch
 
 from benchmarks import shapes_ood
 from benchmarks.common import has_bf16, markdown_table, publish
-from model.config import OPTIMIZERS
+from model.config import OPTIMIZERS, ConfigError
+from model.config_loading import parse_setting, with_settings
 from model.configs import ShapesConfig
 from model.data.augment import POLICIES
 from model.data.coco import CocoDataset
@@ -203,6 +205,14 @@ def linear_schedule(train, easy_set, train_set, args, budget):
     return run, rates
 
 
+def setting(text: str):
+    """argparse type of --set: NAME=VALUE -> (NAME, VALUE)."""
+    try:
+        return parse_setting(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train_shapes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,6 +248,9 @@ def main(argv=None) -> int:
                              "it (README)")
     parser.add_argument("--steps", type=int,
                         help=f"steps per epoch (default: {EPOCH_IMAGES} images an epoch, --batch-size at a time)")
+    parser.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
+                        help="a Config value on top of the recipe's, applied last (repeatable; VALUE as JSON, "
+                             "else a string), e.g. --set TRAIN_ROIS_PER_IMAGE=50 --set ROI_POSITIVE_RATIO=0.2")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="Adam",
                         help="Config.OPTIMIZER: SGD with momentum (Matterport's) or Adam")
     parser.add_argument("--lr", type=float, help="base learning rate (default: 0.01 for SGD, 3e-4 for Adam)")
@@ -287,6 +300,10 @@ def main(argv=None) -> int:
                                  TRAIN_BN=None, BATCH_RENORM=True,
                                  OPTIMIZER=args.optimizer, TOP_DOWN_PYRAMID_SIZE=args.pyramid_size,
                                  FPN_CLASSIF_FC_LAYERS_SIZE=args.fc_size)
+    try:
+        config = with_settings(config, args.set)
+    except ConfigError as exc:
+        parser.error(f"--set: {exc}")
     side = config.IMAGE_SHAPE[0]
     style = SHAPES_STYLES[args.style]
     train_set = shapes_dataset(args.train_images, side, side, TRAIN_SEED, style)
@@ -351,7 +368,8 @@ def main(argv=None) -> int:
     body = (f"From scratch, {args.optimizer}, {schedule}{shortened}, "
             f"batch renormalization, {precision}, {torch.get_num_threads()} threads, seed {args.seed}; "
             f"TOP_DOWN_PYRAMID_SIZE {args.pyramid_size}, FPN_CLASSIF_FC_LAYERS_SIZE {args.fc_size}; "
-            f"{args.steps} steps of {args.batch_size} images each; {args.train_images} training images "
+            + "".join(f"{name} {value} (--set); " for name, value in args.set)
+            + f"{args.steps} steps of {args.batch_size} images each; {args.train_images} training images "
             f"(--style {args.style}, seed {TRAIN_SEED}), "
             f"--augment {args.augment}"
             + (f" after --easy-epochs {args.easy_epochs} on standard shapes with --augment flip"

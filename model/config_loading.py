@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
+from typing import Any, Iterable, Tuple
 
 from model.config import Config, ConfigError
 
@@ -36,3 +38,29 @@ def load_config(spec: str) -> Config:
     if not (isinstance(cls, type) and issubclass(cls, Config)):
         raise ConfigError(f"config {spec!r} is not a subclass of model.Config")
     return cls()
+
+
+def parse_setting(text: str) -> Tuple[str, Any]:
+    """"NAME=VALUE" -> (NAME, VALUE), VALUE read as JSON where it is JSON (50, 0.2, true,
+    [8, 16]) and as a string otherwise ("resnet101")."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise ConfigError(f"{text!r}: give a config value as NAME=VALUE, e.g. TRAIN_ROIS_PER_IMAGE=64")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value
+
+
+def with_settings(config: Config, settings: Iterable[Tuple[str, Any]]) -> Config:
+    """A copy of ``config`` with the (NAME, VALUE) pairs set; raises ConfigError naming an
+    unknown attribute or every invalid value."""
+    settings = dict(settings)
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise ConfigError(f"unknown config attributes: {', '.join(unknown)}")
+    try:
+        return dataclasses.replace(config, **settings)
+    except TypeError as exc:
+        raise ConfigError(f"config values {settings}: {exc}") from exc

@@ -3,6 +3,7 @@
     python -m model.train --dataset shapes --init none --batch-renorm --precision bf16 --layers all --epochs 20
     python -m model.train --dataset shapes --init none --batch-renorm --layers all --epochs 20 --augment default
     python -m model.train --dataset shapes --init none --batch-renorm --layers all --epochs 9 --optimizer Adam --lr 3e-4
+    python -m model.train --dataset shapes --init none --epochs 1 --set TRAIN_ROIS_PER_IMAGE=64   # any Config value
     python -m model.train --dataset coco --data /data/coco --init imagenet --layers heads --epochs 40
     python -m model.train --dataset coco --data /data/coco --init last --epochs 60      # resume
     python -m model.train --dataset balloon.data:BalloonDataset --data balloon/ \\
@@ -138,6 +139,9 @@ def main(argv=None) -> int:
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="override the config's OPTIMIZER (default SGD, Matterport's); Adam learns much sooner "
                              "from scratch (use a ~30x lower --lr, e.g. 3e-4 for shapes)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Config value on top of --config and the options above (repeatable; VALUE as JSON, "
+                             "else a string), e.g. --set TRAIN_ROIS_PER_IMAGE=64 --set DETECTION_MIN_CONFIDENCE=0.9")
     parser.add_argument("--keep-checkpoints", type=int, metavar="N",
                         help="keep only the newest N epoch checkpoints of the run (default: all, as Matterport)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
@@ -147,7 +151,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started, config = time.time(), None
     try:
-        from model.config_loading import load_config
+        from model.config_loading import load_config, parse_setting, with_settings
         from model.configs import CocoConfig, ShapesConfig
         from model.maskrcnn import MaskRCNN
         from model.training.loop import train_model
@@ -160,6 +164,7 @@ def main(argv=None) -> int:
             config = dataclasses.replace(config, OPTIMIZER=args.optimizer)
         if args.batch_renorm:
             config = dataclasses.replace(config, TRAIN_BN=None, BATCH_RENORM=True)
+        config = with_settings(config, [parse_setting(text) for text in args.set])
         train_set = open_dataset(args, "train", config)
         val_set = open_dataset(args, "val", config)
         torch.manual_seed(args.seed)  # the initial weights (--init none, and heads that are not loaded)

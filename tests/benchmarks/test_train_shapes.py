@@ -242,3 +242,25 @@ def test_batch_size_reaches_the_config_and_keeps_an_epoch_at_400_images(argv, ex
     with pytest.raises(SystemExit):
         train_shapes.main(["--batch-size", "0"])
     assert "--batch-size must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_set_reaches_the_config_and_the_report_and_bad_values_are_refused(tmp_path, capsys, monkeypatch):
+    configs = []
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
+        configs.append((model.config.TRAIN_ROIS_PER_IMAGE, model.config.ROI_POSITIVE_RATIO))
+        return trained_to(run, epochs, tmp_path)
+
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    common = stub_scoring(tmp_path, monkeypatch)
+    argv = ["--set", "TRAIN_ROIS_PER_IMAGE=50", "--set", "ROI_POSITIVE_RATIO=0.2"]
+    assert train_shapes.main(argv + common) == 0
+    assert configs == [(50, 0.2)] * 3
+    assert "TRAIN_ROIS_PER_IMAGE 50 (--set); ROI_POSITIVE_RATIO 0.2 (--set);" in capsys.readouterr().out
+    assert json.loads((tmp_path / "r.json").read_text())["args"]["set"] == [["TRAIN_ROIS_PER_IMAGE", 50],
+                                                                          ["ROI_POSITIVE_RATIO", 0.2]]
+    for bad, message in (("ROIS=50", "unknown config attributes: ROIS"), ("TRAIN_ROIS_PER_IMAGE", "NAME=VALUE"),
+                         ("ROI_POSITIVE_RATIO=0", "ROI_POSITIVE_RATIO must lie in (0, 1]")):
+        with pytest.raises(SystemExit):
+            train_shapes.main(["--set", bad] + common)
+        assert message in capsys.readouterr().err

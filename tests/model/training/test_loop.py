@@ -243,6 +243,8 @@ def test_cli_errors(tmp_path, capsys):
     assert "r50.h5" in err and "deep-learning-models/releases" in err
     assert train_cli.main(["--init", "last", "--epochs", "1", "--log-dir", str(tmp_path), "--shapes-count", "2"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+    assert train_cli.main(["--epochs", "1", "--set", "ROIS=64", "--shapes-count", "2"]) == 2
+    assert "unknown config attributes: ROIS" in capsys.readouterr().err
 
 
 def test_cli_trains_and_resumes(tmp_path, capsys):
@@ -252,7 +254,7 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     args = ["--dataset", "shapes", "--shapes-count", "4", "--steps-per-epoch", "1", "--log-dir", str(tmp_path),
             "--workers", "0", "--layers", "heads", "--config", str(tmp_path / "config.json"),
             "--batch-renorm", "--precision", "bf16", "--augment", "default", "--shapes-style", "wide",
-            "--optimizer", "Adam", "--lr", "3e-4"]
+            "--optimizer", "Adam", "--lr", "3e-4", "--set", "TRAIN_ROIS_PER_IMAGE=16"]
     assert train_cli.main(args + ["--epochs", "1"]) == 0
     assert "next: python -m model.evaluate" in capsys.readouterr().out
     assert train_cli.main(args + ["--epochs", "2", "--init", "last", "--keep-checkpoints", "1"]) == 0
@@ -261,6 +263,7 @@ def test_cli_trains_and_resumes(tmp_path, capsys):
     assert [f for f in os.listdir(os.path.dirname(last)) if f.endswith(".pt")] == [os.path.basename(last)]
     saved = load_checkpoint(last)
     assert saved.config.BATCH_RENORM and saved.config.TRAIN_BN is None and saved.training["epoch"] == 2
+    assert saved.config.TRAIN_ROIS_PER_IMAGE == 16
     assert saved.config.OPTIMIZER == "Adam" and "exp_avg" in saved.training["optimizer"]["state"][0]
 
 
