@@ -63,7 +63,7 @@ import torch
 from benchmarks import shapes_ood
 from benchmarks.common import has_bf16, markdown_table, publish
 from model.config import OPTIMIZERS, ConfigError
-from model.config_loading import parse_setting, with_settings
+from model.config_loading import setting_argument, with_settings
 from model.configs import ShapesConfig
 from model.data.augment import POLICIES
 from model.data.coco import CocoDataset
@@ -205,14 +205,6 @@ def linear_schedule(train, easy_set, train_set, args, budget):
     return run, rates
 
 
-def setting(text: str):
-    """argparse type of --set: NAME=VALUE -> (NAME, VALUE)."""
-    try:
-        return parse_setting(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.train_shapes", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,7 +240,7 @@ def main(argv=None) -> int:
                              "it (README)")
     parser.add_argument("--steps", type=int,
                         help=f"steps per epoch (default: {EPOCH_IMAGES} images an epoch, --batch-size at a time)")
-    parser.add_argument("--set", action="append", default=[], type=setting, metavar="NAME=VALUE",
+    parser.add_argument("--set", action="append", default=[], type=setting_argument, metavar="NAME=VALUE",
                         help="a Config value on top of the recipe's, applied last (repeatable; VALUE as JSON, "
                              "else a string), e.g. --set TRAIN_ROIS_PER_IMAGE=50 --set ROI_POSITIVE_RATIO=0.2")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="Adam",

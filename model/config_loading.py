@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib
 import json
@@ -50,6 +51,14 @@ def parse_setting(text: str) -> Tuple[str, Any]:
         return name.strip(), json.loads(value)
     except json.JSONDecodeError:
         return name.strip(), value
+
+
+def setting_argument(text: str) -> Tuple[str, Any]:
+    """``parse_setting`` as an argparse ``type`` (``--set NAME=VALUE``)."""
+    try:
+        return parse_setting(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def with_settings(config: Config, settings: Iterable[Tuple[str, Any]]) -> Config:

@@ -33,6 +33,7 @@ from typing import List
 import torch
 
 from model.config import OPTIMIZERS, ConfigError
+from model.config_loading import load_config, setting_argument, with_settings
 from model.data.coco import DatasetError
 from model.weights.checkpoint import load_checkpoint
 from model.weights.h5_weights import HEAD_LAYERS, WeightsError, load_h5_weights, read_h5, summarize
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("--optimizer", choices=OPTIMIZERS,
                         help="override the config's OPTIMIZER (default SGD, Matterport's); Adam learns much sooner "
                              "from scratch (use a ~30x lower --lr, e.g. 3e-4 for shapes)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+    parser.add_argument("--set", action="append", default=[], type=setting_argument, metavar="NAME=VALUE",
                         help="a Config value on top of --config and the options above (repeatable; VALUE as JSON, "
                              "else a string), e.g. --set TRAIN_ROIS_PER_IMAGE=64 --set DETECTION_MIN_CONFIDENCE=0.9")
     parser.add_argument("--keep-checkpoints", type=int, metavar="N",
@@ -151,7 +152,6 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     started, config = time.time(), None
     try:
-        from model.config_loading import load_config, parse_setting, with_settings
         from model.configs import CocoConfig, ShapesConfig
         from model.maskrcnn import MaskRCNN
         from model.training.loop import train_model
@@ -164,7 +164,7 @@ def main(argv=None) -> int:
             config = dataclasses.replace(config, OPTIMIZER=args.optimizer)
         if args.batch_renorm:
             config = dataclasses.replace(config, TRAIN_BN=None, BATCH_RENORM=True)
-        config = with_settings(config, [parse_setting(text) for text in args.set])
+        config = with_settings(config, args.set)
         train_set = open_dataset(args, "train", config)
         val_set = open_dataset(args, "val", config)
         torch.manual_seed(args.seed)  # the initial weights (--init none, and heads that are not loaded)

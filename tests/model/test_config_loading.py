@@ -1,9 +1,11 @@
 """model.config_loading: NAME=VALUE settings on top of a Config."""
 
+import argparse
+
 import pytest
 
 from model.config import ConfigError
-from model.config_loading import parse_setting, with_settings
+from model.config_loading import parse_setting, setting_argument, with_settings
 from model.configs import ShapesConfig
 
 
@@ -22,6 +24,8 @@ def test_parse_setting_reads_json_values_and_strings(text, expected):
 def test_parse_setting_wants_name_equals_value(text):
     with pytest.raises(ConfigError, match="NAME=VALUE"):
         parse_setting(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="NAME=VALUE"):  # what --set reports
+        setting_argument(text)
 
 
 def test_with_settings_copies_validates_and_names_unknown_attributes():

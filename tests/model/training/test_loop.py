@@ -245,6 +245,9 @@ def test_cli_errors(tmp_path, capsys):
     assert "no checkpoint" in capsys.readouterr().err
     assert train_cli.main(["--epochs", "1", "--set", "ROIS=64", "--shapes-count", "2"]) == 2
     assert "unknown config attributes: ROIS" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_cli.main(["--epochs", "1", "--set", "TRAIN_ROIS_PER_IMAGE"])
+    assert "give a config value as NAME=VALUE" in capsys.readouterr().err
 
 
 def test_cli_trains_and_resumes(tmp_path, capsys):
