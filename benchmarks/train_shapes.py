@@ -24,7 +24,7 @@ plus, on half the images, stripes or two crossed gratings), with --augment: flip
 jitter, noise, blur; model.data.augment) or none. Without the curriculum varied data
 learns masks late and ends far lower (README). The FPN, RPN and heads run at half
 Matterport's widths (--pyramid-size 128, --fc-size 512): a step takes 1.3x less time, so
-more epochs fit the budget, and out of distribution the model follows the epochs (README:
+more epochs fit the budget (at Matterport's widths the OOD figure followed the epochs; README:
 what this recipe, each seed and each variant scored; benchmarks.ood_factors for what each
 factor of that set costs).
 --average-decay D keeps a moving average of the weights (model.training.average),

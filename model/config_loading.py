@@ -69,7 +69,4 @@ def with_settings(config: Config, settings: Iterable[Tuple[str, Any]]) -> Config
     unknown = sorted(set(settings) - names)
     if unknown:
         raise ConfigError(f"unknown config attributes: {', '.join(unknown)}")
-    try:
-        return dataclasses.replace(config, **settings)
-    except TypeError as exc:
-        raise ConfigError(f"config values {settings}: {exc}") from exc
+    return dataclasses.replace(config, **settings)  # validates: ConfigError naming every bad value
