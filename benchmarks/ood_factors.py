@@ -10,7 +10,8 @@ sets only in the factor removed; removing "small" or "crowd" draws other shape s
 counts, so those sets also differ in where shapes lie). A factor whose removal gains
 much mask AP50 is one the model did not learn to handle; the full set is also scored by
 background texture (stripes, checkerboard, blotches, gradient). Evaluation as in
-benchmarks.train_shapes: float32, DETECTION_MIN_CONFIDENCE 0, COCO AP by pycocotools.
+benchmarks.train_shapes: float32, DETECTION_MIN_CONFIDENCE 0, IMAGE_MAX_DIM --eval-max-dim
+(192), COCO AP by pycocotools.
 Each set is written once under --sets (kept for the next run); the report goes to
 --output.{md,json}.
 """
@@ -27,7 +28,7 @@ import torch
 
 from benchmarks import shapes_ood
 from benchmarks.common import markdown_table, publish
-from benchmarks.train_shapes import ARTIFACT
+from benchmarks.train_shapes import ARTIFACT, add_eval_max_dim
 from model.data.coco import CocoDataset
 from model.evaluate import evaluate
 from model.weights.checkpoint import load_model
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--count", type=int, default=100, help="images per set")
     parser.add_argument("--seed", type=int, default=7, help="the sets' seed (benchmarks.shapes_ood's default)")
     parser.add_argument("--factors", nargs="*", choices=shapes_ood.FACTORS, default=list(shapes_ood.FACTORS))
+    add_eval_max_dim(parser)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--sets", default=os.path.join(HERE, "artifacts", "ood_factors"),
                         help="folder for the generated sets")
@@ -61,7 +63,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _ = load_model(args.weights)
-    model.config = dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=0.0)
+    model.config = dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=0.0, IMAGE_MAX_DIM=args.eval_max_dim)
     started = time.perf_counter()
     scores = {"(none)": score(model, os.path.join(args.sets, "full"), args.count, args.seed)}
     for factor in args.factors:
@@ -71,8 +73,9 @@ def main(argv=None) -> int:
     rows = [[name, f"{s['mask']['AP50']:.3f}", f"{s['mask']['AP50'] - full:+.3f}", f"{s['mask']['AP']:.3f}",
              f"{s['mask']['APs']:.3f}", f"{s['box']['AP50']:.3f}"] for name, s in scores.items()]
     body = (f"Model {args.weights}, scored on the first {args.count} images of benchmarks.shapes_ood (seed "
-            f"{args.seed}) with the factor named drawn as the standard shapes are; {torch.get_num_threads()} "
-            f"threads, {(time.perf_counter() - started) / 60:.1f} min.\n\n"
+            f"{args.seed}) with the factor named drawn as the standard shapes are, IMAGE_MAX_DIM "
+            f"{args.eval_max_dim}; {torch.get_num_threads()} threads, "
+            f"{(time.perf_counter() - started) / 60:.1f} min.\n\n"
             + markdown_table(["factor removed", "mask AP50", "gain", "mask AP", "mask APs", "box AP50"], rows)
             + "\n\nThe full set by background texture (benchmarks.shapes_ood.BACKGROUNDS):\n\n"
             + markdown_table(["background", "images", "mask AP50", "mask AP"],

@@ -4,7 +4,7 @@
     python -m benchmarks.shapes_ood --count 50 --out /tmp/ood
     python -m benchmarks.shapes_ood --without texture --out /tmp/ood_plain   # one factor drawn as standard
     python -m model.evaluate --dataset coco --data benchmarks/artifacts/shapes_ood/instances.json \\
-        --weights benchmarks/artifacts/shapes_r50.pt          # score a shapes model on it
+        --weights benchmarks/artifacts/shapes_r50.pt --set IMAGE_MAX_DIM=192   # score a shapes model on it
 
 The same three classes as ShapesDataset (square, circle, triangle; category ids 1-3),
 drawn by another routine so that a model which learned one generator's look fails here:
@@ -51,6 +51,7 @@ VERSION = 2  # bump when the drawing or the JSON changes: the folder is regenera
 # upright shapes, no pixel noise, hard edges
 FACTORS = ("frame", "texture", "small", "crowd", "tilt", "noise", "antialias")
 BACKGROUNDS = ("stripes", "checkerboard", "blotches", "gradient")  # each image's, in the JSON's "background"
+LONGEST_SIDE = 192  # of any frame: molded with IMAGE_MAX_DIM 192, no image of the set is shrunk
 
 
 class OodImage(NamedTuple):
@@ -65,7 +66,7 @@ class OodImage(NamedTuple):
 
 def render(rng: np.random.Generator, without: FrozenSet[str] = frozenset()) -> OodImage:
     """One image; ``without``: FACTORS drawn as the standard shapes are (an ablation of the set)."""
-    long_side = int(rng.integers(128, 193))
+    long_side = int(rng.integers(128, LONGEST_SIDE + 1))
     aspect = math.exp(rng.uniform(0, math.log(1.8)))
     short_side = max(48, int(round(long_side / aspect)))
     height, width = (long_side, short_side) if rng.random() < 0.5 else (short_side, long_side)
@@ -223,7 +224,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     json_path = write_set(args.out, args.count, args.seed, args.without)
     print(f"wrote {args.count} images and {json_path}")
-    print(f"next: python -m model.evaluate --dataset coco --data {json_path} --weights WEIGHTS.pt")
+    print(f"next: python -m model.evaluate --dataset coco --data {json_path} --weights WEIGHTS.pt "
+          f"--set IMAGE_MAX_DIM={LONGEST_SIDE}   # the frames' longest side: none shrunk")
     return 0
 
 

@@ -39,13 +39,14 @@ with the moving statistics that inference (and the exported graph) uses. --preci
 auto takes bfloat16 autocast where the CPU has bf16 instructions (1.5x faster per step
 with AMX, benchmarks/train_step.py) and float32 elsewhere (emulated bf16 is ~10x slower).
 
-Evaluation (float32, DETECTION_MIN_CONFIDENCE 0, COCO box/mask AP through pycocotools
-and Matterport's mAP@0.5): "same generator" = standard shapes drawn with another seed,
-"out of distribution" = benchmarks.shapes_ood (textured backgrounds, tilted and
-anti-aliased shapes, non-square frames, smaller and more crowded objects), written once
-as PNGs + COCO JSON under benchmarks/artifacts/shapes_ood/. The checkpoint goes to
---artifact (default benchmarks/artifacts/shapes_r50.pt) for later benchmarks; reports to
---output.{md,json}.
+Evaluation (float32, DETECTION_MIN_CONFIDENCE 0, IMAGE_MAX_DIM --eval-max-dim: 192, the
+OOD set's longest side, so none of its images is shrunk as at the 128 of training; COCO
+box/mask AP through pycocotools and Matterport's mAP@0.5): "same generator" = standard
+shapes drawn with another seed, "out of distribution" = benchmarks.shapes_ood (textured
+backgrounds, tilted and anti-aliased shapes, non-square frames, smaller and more crowded
+objects), written once as PNGs + COCO JSON under benchmarks/artifacts/shapes_ood/. The
+checkpoint goes to --artifact (default benchmarks/artifacts/shapes_r50.pt) for later
+benchmarks; reports to --output.{md,json}.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from model.weights.checkpoint import save_checkpoint
 HERE = os.path.dirname(os.path.abspath(__file__))
 ARTIFACT = os.path.join(HERE, "artifacts", "shapes_r50.pt")
 TRAIN_SEED, EVAL_SEED = 1, 2
+EVAL_MAX_DIM = shapes_ood.LONGEST_SIDE  # 192: no OOD image is shrunk (training molds to 128)
 DEFAULT_LR = {"SGD": 0.01, "Adam": 3e-4}
 EPOCH_IMAGES = ShapesConfig.STEPS_PER_EPOCH * ShapesConfig.IMAGES_PER_GPU  # an epoch, whatever --batch-size
 
@@ -123,6 +125,21 @@ def linear_rate(peak: float, done: int, left: int) -> float:
     return peak * left / (done + left)
 
 
+def add_eval_max_dim(parser: argparse.ArgumentParser) -> None:
+    """``--eval-max-dim``: the IMAGE_MAX_DIM the held-out sets are molded with, checked
+    as Config checks it (a multiple of 64)."""
+    def size(text: str) -> int:
+        try:
+            return dataclasses.replace(ShapesConfig(), IMAGE_MAX_DIM=int(text)).IMAGE_MAX_DIM
+        except (ValueError, ConfigError) as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parser.add_argument("--eval-max-dim", type=size, default=EVAL_MAX_DIM,
+                        help="IMAGE_MAX_DIM while scoring (training stays at 128): the default 192 is the "
+                             "out-of-distribution set's longest side, so none of its images is shrunk; 128 "
+                             "shrinks its larger frames and their small objects with them (README)")
+
+
 class HeldOutSets(NamedTuple):
     """The two held-out sets a shapes model is scored on."""
 
@@ -149,12 +166,18 @@ def held_out_sets(count: int, side: int, ood_dir: str) -> HeldOutSets:
     return HeldOutSets(shapes_dataset(count, side, side, EVAL_SEED), ood, ood_json)
 
 
-def score_held_out(model, sets: HeldOutSets, count: int) -> HeldOut:
+def score_held_out(model, sets: HeldOutSets, count: int, max_dim: int) -> HeldOut:
     """COCO AP of ``model`` in float32 with DETECTION_MIN_CONFIDENCE 0 (the whole
-    precision-recall curve) on ``sets``: all of ``same`` and the first ``count`` OOD images."""
-    model.config = dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=0.0)
-    same = evaluate(model, sets.same)
-    ood = evaluate(model, sets.ood, limit=count)
+    precision-recall curve) on ``sets``: all of ``same`` and the first ``count`` OOD images,
+    molded with IMAGE_MAX_DIM ``max_dim`` (IMAGE_MIN_DIM as trained). ``model.config`` is
+    restored afterwards."""
+    trained = model.config
+    model.config = dataclasses.replace(trained, DETECTION_MIN_CONFIDENCE=0.0, IMAGE_MAX_DIM=max_dim)
+    try:
+        same = evaluate(model, sets.same)
+        ood = evaluate(model, sets.ood, limit=count)
+    finally:
+        model.config = trained
     return HeldOut(same, ood, shapes_ood.by_background(sets.ood, ood.results, count))
 
 
@@ -262,6 +285,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--train-images", type=int, default=4000)
     parser.add_argument("--eval-images", type=int, default=200)
+    add_eval_max_dim(parser)
     parser.add_argument("--quick", action="store_true", help="a tiny run to check the pipeline")
     parser.add_argument("--log-dir", default=os.path.join(HERE, "artifacts", "logs"))
     parser.add_argument("--output", default=os.path.join(HERE, "results", "train_shapes"))
@@ -320,10 +344,10 @@ def main(argv=None) -> int:
 
     started = time.perf_counter()
     sets = held_out_sets(args.eval_images, side, args.ood_dir)
-    live = score_held_out(model, sets, args.eval_images)
+    live = score_held_out(model, sets, args.eval_images, args.eval_max_dim)
     if run.average is not None:  # the average is what the report headlines and the artifact holds
         run.average.copy_to(model)
-        result, ood_result, backgrounds = score_held_out(model, sets, args.eval_images)
+        result, ood_result, backgrounds = score_held_out(model, sets, args.eval_images, args.eval_max_dim)
     else:
         result, ood_result, backgrounds = live
     ood_json = sets.ood_json
@@ -366,8 +390,8 @@ def main(argv=None) -> int:
             f"--augment {args.augment}"
             + (f" after --easy-epochs {args.easy_epochs} on standard shapes with --augment flip"
                if args.easy_epochs else "")
-            + f". Evaluated (float32) on {args.eval_images} held-out standard shapes "
-            f"(seed {EVAL_SEED}) and the first {ood_result.images} out-of-distribution images ({ood_json})."
+            + f". Evaluated (float32, IMAGE_MAX_DIM {args.eval_max_dim}) on {args.eval_images} held-out standard "
+            f"shapes (seed {EVAL_SEED}) and the first {ood_result.images} out-of-distribution images ({ood_json})."
             + (f" The weights scored are the moving average of the live ones (decay {args.average_decay:g} per step, "
                f"{run.average.updates} steps); the live weights are scored below it." if run.average else "")
             + f"\n\nTime: training {train_seconds / 60:.1f} min, evaluation {eval_seconds / 60:.1f} min.\n\n"
@@ -396,7 +420,7 @@ def main(argv=None) -> int:
                           "ood_by_background": live.ood_by_background} if run.average else None),
         "target_met": target_met, "args": vars(args)},
         f"python -m model.evaluate --dataset coco --data {ood_json} --weights "
-        f"{args.artifact if not args.quick else last}")
+        f"{args.artifact if not args.quick else last} --set IMAGE_MAX_DIM={args.eval_max_dim}")
     return 0
 
 

@@ -3,6 +3,7 @@
     python -m model.evaluate --dataset shapes --weights shapes.pt --limit 100
     python -m model.evaluate --dataset coco --data /data/coco --weights coco.pt --limit 500
     python -m model.evaluate --dataset coco --data annotations.json --images imgs/ --weights m.pt
+    python -m model.evaluate --dataset coco --data ood.json --weights shapes.pt --set IMAGE_MAX_DIM=192   # any Config
 
 Writes the detections as a COCO results JSON (``--output``) and a summary with
 AP, AP50, AP75, APs, APm, APl for boxes and masks, and mAP@0.5.
@@ -151,6 +152,7 @@ def evaluate(model, dataset: Dataset, limit: Optional[int] = None, progress: boo
 
 
 def main(argv=None) -> int:
+    from model.config_loading import setting_argument, with_settings
     from model.data.datasets_cli import add_dataset_arguments, open_dataset
     from model.detect import load_any
 
@@ -162,11 +164,15 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, help="evaluate only the first N images")
     parser.add_argument("--min-confidence", type=float, default=0.0,
                         help="DETECTION_MIN_CONFIDENCE while evaluating (default 0: score the whole PR curve)")
+    parser.add_argument("--set", action="append", default=[], type=setting_argument, metavar="NAME=VALUE",
+                        help="a Config value on top of the weights' (repeatable; VALUE as JSON, else a string), "
+                             "e.g. --set IMAGE_MAX_DIM=192 to mold larger images without shrinking them")
     parser.add_argument("--output", default="detections.json", help="COCO results JSON to write")
     args = parser.parse_args(argv)
     try:
         model, _ = load_any(args.weights, args.config)
-        model.config = dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=args.min_confidence)
+        model.config = with_settings(dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=args.min_confidence),
+                                     args.set)
         dataset = open_dataset(args, subset="val", model_config=model.config)
         result = evaluate(model, dataset, args.limit)
     except (WeightsError, ConfigError, DatasetError, ImageError) as exc:

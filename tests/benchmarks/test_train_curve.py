@@ -38,6 +38,23 @@ def test_every_kept_checkpoint_is_scored(run_dir, tmp_path, capsys, monkeypatch)
         assert sum(b["images"] for b in row["ood_by_background"].values()) == 2
     out = capsys.readouterr().out
     assert "| 3 | 3e-05 |" in out and "next: python -m benchmarks.ood_factors --weights" in out
+    assert "AP at IMAGE_MAX_DIM 192;" in out
+
+
+def test_scoring_molds_at_the_eval_size_and_a_bad_size_is_refused(run_dir, tmp_path, capsys, monkeypatch):
+    write_set, score_held_out, sizes = shapes_ood.write_set, train_curve.score_held_out, []
+    monkeypatch.setattr(shapes_ood, "write_set", lambda folder: write_set(folder, 2, 0))
+    monkeypatch.setattr(train_curve, "score_held_out",
+                        lambda model, sets, count, max_dim: sizes.append(max_dim) or score_held_out(model, sets, count,
+                                                                                                   max_dim))
+    common = ["--run", str(run_dir), "--epochs", "3", "--count", "2", "--ood-dir", str(tmp_path / "ood"),
+              "--output", str(tmp_path / "curve")]
+    assert train_curve.main(common + ["--eval-max-dim", "256"]) == 0
+    assert sizes == [256] and "AP at IMAGE_MAX_DIM 256;" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        train_curve.main(common + ["--eval-max-dim", "100"])
+    err = capsys.readouterr().err
+    assert "argument --eval-max-dim" in err and "IMAGE_MAX_DIM must be a multiple of 64" in err
 
 
 def test_a_missing_epoch_names_what_the_run_kept(run_dir, capsys):

@@ -2,10 +2,12 @@
 
 import functools
 import json
+import types
 
 import pytest
 
 from benchmarks import shapes_ood, train_shapes
+from model.configs import ShapesConfig
 from model.evaluate import Evaluation
 from model.training.loop import TrainingRun
 
@@ -264,3 +266,32 @@ def test_set_reaches_the_config_and_the_report_and_bad_values_are_refused(tmp_pa
         with pytest.raises(SystemExit):
             train_shapes.main(["--set", bad] + common)
         assert message in capsys.readouterr().err
+
+
+def test_eval_max_dim_molds_the_held_out_sets_only_and_bad_sizes_are_refused(tmp_path, capsys, monkeypatch):
+    """Scoring molds at --eval-max-dim (default 192, the OOD set's longest side); the model's
+    config is restored after it, and a size the backbone cannot take is refused before training."""
+    scored, trained = [], []
+
+    def fake_evaluate(model, data, limit=None):
+        scored.append((model.config.IMAGE_MAX_DIM, model.config.DETECTION_MIN_CONFIDENCE))
+        return Evaluation(2, STATS, STATS, 0.5)
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
+        trained.append(model.config.IMAGE_MAX_DIM)
+        return trained_to(run, epochs, tmp_path)
+
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    common = stub_scoring(tmp_path, monkeypatch, fake_evaluate)
+    assert train_shapes.main(common) == 0
+    assert train_shapes.main(common + ["--eval-max-dim", "256"]) == 0
+    assert trained == [128] * 6 and scored == [(192, 0.0)] * 2 + [(256, 0.0)] * 2
+    out = capsys.readouterr().out
+    assert "Evaluated (float32, IMAGE_MAX_DIM 192)" in out and "--set IMAGE_MAX_DIM=256" in out
+    assert json.loads((tmp_path / "r.json").read_text())["args"]["eval_max_dim"] == 256
+    with pytest.raises(SystemExit):
+        train_shapes.main(common + ["--eval-max-dim", "100"])
+    assert "IMAGE_MAX_DIM must be a multiple of 64" in capsys.readouterr().err and trained == [128] * 6
+    model = types.SimpleNamespace(config=ShapesConfig())
+    train_shapes.score_held_out(model, train_shapes.held_out_sets(2, 128, str(tmp_path / "ood")), 2, 192)
+    assert scored[-1] == (192, 0.0) and model.config == ShapesConfig()  # restored for what comes after

@@ -51,3 +51,25 @@ def test_evaluate_cli_on_shapes(tmp_path, capsys):
 def test_evaluate_cli_errors(tmp_path, capsys):
     assert evaluate_cli.main(["--weights", str(tmp_path / "none.pt")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_evaluate_cli_set_changes_the_config_scored_and_bad_values_are_refused(tmp_path, capsys, monkeypatch):
+    checkpoint = tmp_path / "shapes.pt"
+    save_checkpoint(checkpoint, MaskRCNN(ShapesConfig(TOP_DOWN_PYRAMID_SIZE=64, FPN_CLASSIF_FC_LAYERS_SIZE=64)))
+    seen = []
+
+    def fake_evaluate(model, dataset, limit=None):
+        seen.append((model.config.IMAGE_MAX_DIM, model.config.DETECTION_MIN_CONFIDENCE))
+        stats = {k: 0.5 for k in ("AP", "AP50", "AP75", "APs", "APm", "APl")}
+        return evaluate_cli.Evaluation(1, stats, stats, 0.5)
+
+    monkeypatch.setattr(evaluate_cli, "evaluate", fake_evaluate)
+    common = ["--dataset", "shapes", "--weights", str(checkpoint), "--output", str(tmp_path / "d.json")]
+    assert evaluate_cli.main(common + ["--set", "IMAGE_MAX_DIM=192"]) == 0
+    assert evaluate_cli.main(common) == 0
+    assert seen == [(192, 0.0), (128, 0.0)]
+    assert evaluate_cli.main(common + ["--set", "IMAGE_MAX_DIM=100"]) == 2
+    assert "IMAGE_MAX_DIM must be a multiple of 64" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate_cli.main(common + ["--set", "IMAGE_MAX_DIM"])
+    assert "NAME=VALUE" in capsys.readouterr().err
