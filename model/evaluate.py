@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import io
 import json
 import sys
@@ -171,8 +170,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         model, _ = load_any(args.weights, args.config)
-        model.config = with_settings(dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=args.min_confidence),
-                                     args.set)
+        model.config = with_settings(model.config, [("DETECTION_MIN_CONFIDENCE", args.min_confidence)] + args.set)
         dataset = open_dataset(args, subset="val", model_config=model.config)
         result = evaluate(model, dataset, args.limit)
     except (WeightsError, ConfigError, DatasetError, ImageError) as exc:

@@ -43,10 +43,13 @@ def test_every_kept_checkpoint_is_scored(run_dir, tmp_path, capsys, monkeypatch)
 
 def test_scoring_molds_at_the_eval_size_and_a_bad_size_is_refused(run_dir, tmp_path, capsys, monkeypatch):
     write_set, score_held_out, sizes = shapes_ood.write_set, train_curve.score_held_out, []
+
+    def scored_at(model, sets, count, max_dim):
+        sizes.append(max_dim)
+        return score_held_out(model, sets, count, max_dim)
+
     monkeypatch.setattr(shapes_ood, "write_set", lambda folder: write_set(folder, 2, 0))
-    monkeypatch.setattr(train_curve, "score_held_out",
-                        lambda model, sets, count, max_dim: sizes.append(max_dim) or score_held_out(model, sets, count,
-                                                                                                   max_dim))
+    monkeypatch.setattr(train_curve, "score_held_out", scored_at)
     common = ["--run", str(run_dir), "--epochs", "3", "--count", "2", "--ood-dir", str(tmp_path / "ood"),
               "--output", str(tmp_path / "curve")]
     assert train_curve.main(common + ["--eval-max-dim", "256"]) == 0
