@@ -19,7 +19,6 @@ Each set is written once under --sets (kept for the next run); the report goes t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ import torch
 
 from benchmarks import shapes_ood
 from benchmarks.common import markdown_table, publish
-from benchmarks.train_shapes import ARTIFACT, add_eval_max_dim
+from benchmarks.train_shapes import ARTIFACT, add_eval_max_dim, scoring_config
 from model.data.coco import CocoDataset
 from model.evaluate import evaluate
 from model.weights.checkpoint import load_model
@@ -63,7 +62,7 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _ = load_model(args.weights)
-    model.config = dataclasses.replace(model.config, DETECTION_MIN_CONFIDENCE=0.0, IMAGE_MAX_DIM=args.eval_max_dim)
+    model.config = scoring_config(model.config, args.eval_max_dim)
     started = time.perf_counter()
     scores = {"(none)": score(model, os.path.join(args.sets, "full"), args.count, args.seed)}
     for factor in args.factors:

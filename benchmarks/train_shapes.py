@@ -166,13 +166,19 @@ def held_out_sets(count: int, side: int, ood_dir: str) -> HeldOutSets:
     return HeldOutSets(shapes_dataset(count, side, side, EVAL_SEED), ood, ood_json)
 
 
+def scoring_config(config, max_dim: int):
+    """``config`` as the held-out sets are scored with: DETECTION_MIN_CONFIDENCE 0 (the
+    whole precision-recall curve), IMAGE_MAX_DIM ``max_dim``."""
+    return dataclasses.replace(config, DETECTION_MIN_CONFIDENCE=0.0, IMAGE_MAX_DIM=max_dim)
+
+
 def score_held_out(model, sets: HeldOutSets, count: int, max_dim: int) -> HeldOut:
     """COCO AP of ``model`` in float32 with DETECTION_MIN_CONFIDENCE 0 (the whole
     precision-recall curve) on ``sets``: all of ``same`` and the first ``count`` OOD images,
     molded with IMAGE_MAX_DIM ``max_dim`` (IMAGE_MIN_DIM as trained). ``model.config`` is
     restored afterwards."""
     trained = model.config
-    model.config = dataclasses.replace(trained, DETECTION_MIN_CONFIDENCE=0.0, IMAGE_MAX_DIM=max_dim)
+    model.config = scoring_config(trained, max_dim)
     try:
         same = evaluate(model, sets.same)
         ood = evaluate(model, sets.ood, limit=count)
