@@ -33,18 +33,25 @@ import os
 import shutil
 import sys
 import time
-from typing import Tuple
+from typing import NamedTuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN_SEED = 1
 
 
-def plan_epochs(minutes: float, first_epoch_s: float, min_epochs: int) -> Tuple[int, int]:
-    """(epochs in all, of which the last ones at the low rate) for a budget of ``minutes``
-    when one epoch took ``first_epoch_s`` seconds: as many as fit, at least ``min_epochs``
-    (and 2), a fifth of them (at least 1) at the low rate."""
-    epochs = max(2, min_epochs, int(minutes * 60 / first_epoch_s))
-    return epochs, max(1, epochs // 5)
+class EpochPlan(NamedTuple):
+    epochs: int  # in all
+    fine: int  # of which the last ones at the low rate
+    fit: int  # how many fit the budget at the first epoch's pace
+
+
+def plan_epochs(minutes: float, first_epoch_s: float, min_epochs: int) -> EpochPlan:
+    """The epochs for a budget of ``minutes`` when one epoch took ``first_epoch_s`` seconds:
+    as many as fit, at least ``min_epochs`` (and 2), a fifth of them (at least 1) at the
+    low rate."""
+    fit = int(minutes * 60 / first_epoch_s)
+    epochs = max(2, min_epochs, fit)
+    return EpochPlan(epochs, max(1, epochs // 5), fit)
 
 
 def train(folder: str, minutes: float, min_epochs: int):
@@ -78,9 +85,8 @@ def train(folder: str, minutes: float, min_epochs: int):
     start = time.perf_counter()
     run = train_model(model, train_set, val_set, config.LEARNING_RATE, 1, **common)
     per_epoch = time.perf_counter() - start
-    epochs, fine = plan_epochs(minutes, per_epoch, min_epochs)
-    fits = int(minutes * 60 / per_epoch)
-    floor = f" (--min-epochs: {fits} fit in {minutes:g} min)" if epochs > max(2, fits) else ""
+    epochs, fine, fit = plan_epochs(minutes, per_epoch, min_epochs)
+    floor = f" (--min-epochs: {fit} fit in {minutes:g} min)" if epochs > max(2, fit) else ""
     print(f"   one epoch took {per_epoch:.0f} s: {epochs} epochs{floor}, the last {fine} at lr "
           f"{config.LEARNING_RATE / 10:g}", flush=True)
     # A new optimizer for each stage, as the README's figures were measured (train_shapes
