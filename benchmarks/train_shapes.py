@@ -173,10 +173,9 @@ def scoring_config(config, max_dim: int):
 
 
 def score_held_out(model, sets: HeldOutSets, count: int, max_dim: int) -> HeldOut:
-    """COCO AP of ``model`` in float32 with DETECTION_MIN_CONFIDENCE 0 (the whole
-    precision-recall curve) on ``sets``: all of ``same`` and the first ``count`` OOD images,
-    molded with IMAGE_MAX_DIM ``max_dim`` (IMAGE_MIN_DIM as trained). ``model.config`` is
-    restored afterwards."""
+    """COCO AP of ``model`` in float32 under ``scoring_config(model.config, max_dim)`` on
+    ``sets``: all of ``same`` and the first ``count`` OOD images (IMAGE_MIN_DIM as
+    trained). ``model.config`` is restored afterwards."""
     trained = model.config
     model.config = scoring_config(trained, max_dim)
     try:
