@@ -26,7 +26,8 @@ learns masks late and ends far lower (README). The FPN, RPN and heads run at hal
 Matterport's widths (--pyramid-size 128, --fc-size 512): a step takes 1.3x less time, so
 more epochs fit the budget (at Matterport's widths the OOD figure followed the epochs; README:
 what this recipe, each seed and each variant scored; benchmarks.ood_factors for what each
-factor of that set costs).
+factor of that set costs). --mask-pool-size 7 (14x14 masks instead of Matterport's 28x28)
+quarters the mask head's work; it fits more epochs but costs ~0.1 mask AP (README).
 --average-decay D keeps a moving average of the weights (model.training.average),
 reports it beside the live weights and keeps it as the artifact;
 --schedule linear replaces the two rates after the easy epochs by a linear decay from
@@ -262,6 +263,10 @@ def main(argv=None) -> int:
     parser.add_argument("--fc-size", type=int, default=512,
                         help="Config.FPN_CLASSIF_FC_LAYERS_SIZE: width of the box head's two dense layers "
                              "(Matterport: 1024)")
+    parser.add_argument("--mask-pool-size", type=int, default=ShapesConfig.MASK_POOL_SIZE,
+                        help="Config.MASK_POOL_SIZE (MASK_SHAPE is twice it): the mask head's RoI grid "
+                             "(default: Matterport's %(default)s, 28x28 masks). 7 (14x14 masks) is a quarter of "
+                             "the mask head's work: more epochs fit the budget, but mask AP drops by ~0.1 (README)")
     parser.add_argument("--batch-size", type=int, default=ShapesConfig.IMAGES_PER_GPU,
                         help="Config.IMAGES_PER_GPU: images a step (default: ShapesConfig's, %(default)s). A step "
                              "of 8 takes 1.2x less time an image here but makes half the updates; scale --lr with "
@@ -305,8 +310,9 @@ def main(argv=None) -> int:
         parser.error(f"--average-decay must lie in [0, 1) (0: no average), not {args.average_decay:g}")
     if args.peak_lr is not None and (args.schedule != "linear" or args.peak_lr <= 0):
         parser.error(f"--peak-lr {args.peak_lr:g}: a positive rate, with --schedule linear")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be at least 1, not {args.batch_size}")
+    for flag, value in (("--batch-size", args.batch_size), ("--mask-pool-size", args.mask_pool_size)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, not {value}")
     args.steps = args.steps or max(1, EPOCH_IMAGES // args.batch_size)
     if args.quick:
         args.epochs, args.fine_epochs, args.steps, args.eval_images = 1, 1, 5, 10
@@ -320,7 +326,8 @@ def main(argv=None) -> int:
     config = dataclasses.replace(ShapesConfig(), STEPS_PER_EPOCH=args.steps, IMAGES_PER_GPU=args.batch_size,
                                  TRAIN_BN=None, BATCH_RENORM=True,
                                  OPTIMIZER=args.optimizer, TOP_DOWN_PYRAMID_SIZE=args.pyramid_size,
-                                 FPN_CLASSIF_FC_LAYERS_SIZE=args.fc_size)
+                                 FPN_CLASSIF_FC_LAYERS_SIZE=args.fc_size, MASK_POOL_SIZE=args.mask_pool_size,
+                                 MASK_SHAPE=(2 * args.mask_pool_size, 2 * args.mask_pool_size))
     try:
         config = with_settings(config, args.set)
     except ConfigError as exc:
@@ -388,7 +395,8 @@ def main(argv=None) -> int:
                                               "more fit the budget)")
     body = (f"From scratch, {args.optimizer}, {schedule}{shortened}, "
             f"batch renormalization, {precision}, {torch.get_num_threads()} threads, seed {args.seed}; "
-            f"TOP_DOWN_PYRAMID_SIZE {args.pyramid_size}, FPN_CLASSIF_FC_LAYERS_SIZE {args.fc_size}; "
+            f"TOP_DOWN_PYRAMID_SIZE {args.pyramid_size}, FPN_CLASSIF_FC_LAYERS_SIZE {args.fc_size}, "
+            f"MASK_POOL_SIZE {config.MASK_POOL_SIZE} ({config.MASK_SHAPE[0]}x{config.MASK_SHAPE[1]} masks); "
             + "".join(f"{name} {value} (--set); " for name, value in args.set)
             + f"{args.steps} steps of {args.batch_size} images each; {args.train_images} training images "
             f"(--style {args.style}, seed {TRAIN_SEED}), "

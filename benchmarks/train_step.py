@@ -5,6 +5,8 @@ FPN and heads, in one process.
     python -m benchmarks.train_step --runs 5        # quicker
     python -m benchmarks.train_step --optimizer Adam --precisions bf16 --widths 256/1024 128/512
         # Matterport's widths against benchmarks.train_shapes' (TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE)
+    python -m benchmarks.train_step --optimizer Adam --precisions bf16 --widths 128/512 --mask-pool-sizes 14 7
+        # 28x28 masks (Matterport's) against benchmarks.train_shapes' 14x14 (MASK_POOL_SIZE)
 
 One step is ``model.training.loop.training_step``, what ``train_model`` does per batch:
 forward (backbone to losses), backward, Matterport's global gradient clip and the update
@@ -83,6 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--widths", nargs="+", type=widths, default=[widths("256/1024")],
                         help="TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE pairs (ShapesConfig: 256/1024)")
+    parser.add_argument("--mask-pool-sizes", nargs="+", type=int, default=[ShapesConfig.MASK_POOL_SIZE],
+                        help="MASK_POOL_SIZE values (MASK_SHAPE twice each; ShapesConfig: %(default)s)")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default="SGD")
     parser.add_argument("--style", choices=tuple(SHAPES_STYLES), default="standard", help="the shapes trained on")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
@@ -98,17 +102,18 @@ def main(argv=None) -> int:
     data.set_epoch(0)  # the batches do not depend on the widths: prepared once for every variant
     batches = [sample_to_device(b, "cpu") for b in batch_loader(data, 4, config, dist_utils.setup(), 0)]
     steps = {}
-    for pyramid, dense in args.widths:
-        config = dataclasses.replace(config, TOP_DOWN_PYRAMID_SIZE=pyramid, FPN_CLASSIF_FC_LAYERS_SIZE=dense)
-        for precision in args.precisions:
-            steps[f"{pyramid}/{dense} {precision}"] = step_function(config, batches, precision)
+    for (pyramid, dense), pool, precision in itertools.product(args.widths, args.mask_pool_sizes, args.precisions):
+        config = dataclasses.replace(config, TOP_DOWN_PYRAMID_SIZE=pyramid, FPN_CLASSIF_FC_LAYERS_SIZE=dense,
+                                     MASK_POOL_SIZE=pool, MASK_SHAPE=(2 * pool, 2 * pool))
+        steps[f"{pyramid}/{dense} {2 * pool}x{2 * pool} {precision}"] = step_function(config, batches, precision)
     timings = time_interleaved(steps, args.runs, args.warmup)
     base = timings[0].median
     rows = [[t.name, f"{t.median:.3f}", f"{t.iqr:.3f}", f"{t.min:.3f}", f"{t.max:.3f}",
              f"{t.median / per_step:.3f}", f"{base / t.median:.2f}x"] for t in timings]
     body = (f"ShapesConfig: {config.BACKBONE}, {side}x{side}, {per_step} images per step ({args.style} shapes), "
             f"all layers, batch renormalization, channels-last, {args.optimizer}, {torch.get_num_threads()} threads; "
-            f"variants named widths (TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE) and precision; "
+            f"variants named widths (TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE), mask size (MASK_SHAPE) "
+            f"and precision; "
             f"{args.warmup} warm-up steps each, then {args.runs} timed, interleaved.\n\n"
             + markdown_table(["variant", "median s/step", "IQR", "min", "max", "s/image", "speed-up"], rows))
     publish(args.output, "Training step time", body, {"timings": timings, "args": vars(args)},

@@ -213,18 +213,22 @@ def test_linear_schedule_plans_the_decay_within_the_budget(tmp_path, capsys, mon
     assert "3 epochs at lr 0.0003, then 6 with the rate falling linearly from 0.0009 to 0.00015" in out
 
 
-def test_pyramid_and_dense_widths_reach_the_model_and_the_report(tmp_path, capsys, monkeypatch):
-    widths = []
+@pytest.mark.parametrize("argv, masks", [([], 14), (["--mask-pool-size", "7"], 7)])
+def test_widths_and_mask_size_reach_the_model_and_the_report(argv, masks, tmp_path, capsys, monkeypatch):
+    seen = []
 
     def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
-        widths.append((model.config.TOP_DOWN_PYRAMID_SIZE, model.fpn.fpn_c5p5.out_channels,
-                       model.box_head.mrcnn_class_conv1.out_channels))
+        c = model.config
+        seen.append((c.TOP_DOWN_PYRAMID_SIZE, model.fpn.fpn_c5p5.out_channels,
+                     model.box_head.mrcnn_class_conv1.out_channels, c.MASK_POOL_SIZE, tuple(c.MASK_SHAPE)))
         return trained_to(run, epochs, tmp_path)
 
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
-    assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128"] + stub_scoring(tmp_path, monkeypatch)) == 0
-    assert widths == [(64, 64, 128)] * 3
-    assert "TOP_DOWN_PYRAMID_SIZE 64, FPN_CLASSIF_FC_LAYERS_SIZE 128;" in capsys.readouterr().out
+    assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128"] + argv
+                             + stub_scoring(tmp_path, monkeypatch)) == 0
+    assert seen == [(64, 64, 128, masks, (2 * masks, 2 * masks))] * 3
+    assert (f"TOP_DOWN_PYRAMID_SIZE 64, FPN_CLASSIF_FC_LAYERS_SIZE 128, MASK_POOL_SIZE {masks} "
+            f"({2 * masks}x{2 * masks} masks);") in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv, expected", [([], (4, 100)), (["--batch-size", "8"], (8, 50)),
@@ -241,9 +245,10 @@ def test_batch_size_reaches_the_config_and_keeps_an_epoch_at_400_images(argv, ex
     assert train_shapes.main(argv + stub_scoring(tmp_path, monkeypatch)) == 0
     assert seen == [expected] * 3
     assert f"{expected[1]} steps of {expected[0]} images each;" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        train_shapes.main(["--batch-size", "0"])
-    assert "--batch-size must be at least 1, not 0" in capsys.readouterr().err
+    for flag in ("--batch-size", "--mask-pool-size"):
+        with pytest.raises(SystemExit):
+            train_shapes.main([flag, "0"])
+        assert f"{flag} must be at least 1, not 0" in capsys.readouterr().err
 
 
 def test_set_reaches_the_config_and_the_report_and_bad_values_are_refused(tmp_path, capsys, monkeypatch):

@@ -31,16 +31,20 @@ def test_variants_are_timed_in_turn(monkeypatch):
     assert [(t.name, t.median, len(t.runs)) for t in timings] == [("a", 2.0, 3), ("b", 1.0, 3)]
 
 
-def test_report_names_each_width_and_precision(tmp_path, monkeypatch):
+def test_report_names_each_width_mask_size_and_precision(tmp_path, monkeypatch):
     built = []
 
     def fake_step_function(config, batches, precision):
-        built.append((config.TOP_DOWN_PYRAMID_SIZE, config.FPN_CLASSIF_FC_LAYERS_SIZE, config.OPTIMIZER, precision))
+        built.append((config.TOP_DOWN_PYRAMID_SIZE, config.FPN_CLASSIF_FC_LAYERS_SIZE, config.MASK_POOL_SIZE,
+                      tuple(config.MASK_SHAPE), config.OPTIMIZER, precision))
         return lambda: None
 
     monkeypatch.setattr(train_step, "step_function", fake_step_function)
     assert train_step.main(["--runs", "2", "--warmup", "0", "--precisions", "bf16", "--optimizer", "Adam",
-                            "--widths", "256/1024", "128/512", "--output", str(tmp_path / "r")]) == 0
-    assert built == [(256, 1024, "Adam", "bf16"), (128, 512, "Adam", "bf16")]
+                            "--widths", "256/1024", "128/512", "--mask-pool-sizes", "14", "7",
+                            "--output", str(tmp_path / "r")]) == 0
+    assert built == [(256, 1024, 14, (28, 28), "Adam", "bf16"), (256, 1024, 7, (14, 14), "Adam", "bf16"),
+                     (128, 512, 14, (28, 28), "Adam", "bf16"), (128, 512, 7, (14, 14), "Adam", "bf16")]
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [t["name"] for t in report["timings"]] == ["256/1024 bf16", "128/512 bf16"]
+    assert [t["name"] for t in report["timings"]] == ["256/1024 28x28 bf16", "256/1024 14x14 bf16",
+                                                      "128/512 28x28 bf16", "128/512 14x14 bf16"]

@@ -64,6 +64,19 @@ def test_no_detections(model, tmp_path):
     assert result.ok and result.counts == [0, 0, 0], result.summary()
 
 
+def test_14x14_masks_export_and_match(model, tmp_path):
+    """MASK_POOL_SIZE 7 (benchmarks.train_shapes' recipe): the graph's masks are 14x14 and
+    the full-size masks pasted from them match PyTorch's."""
+    config = dataclasses.replace(model.config, MASK_POOL_SIZE=7, MASK_SHAPE=(14, 14))
+    small = MaskRCNN(config).eval()
+    small.load_state_dict(model.state_dict())  # no weight depends on the mask size
+    path = str(tmp_path / "masks14.onnx")
+    export_onnx(small, path, "onnx", 1)
+    assert [d.dim_value for d in onnx.load(path).graph.output[-1].type.tensor_type.shape.dim][-2:] == [14, 14]
+    result = verify_against_torch(small, path)
+    assert result.ok and max(result.counts) > 0, result.summary()
+
+
 def test_export_config_limits(tiny_config):
     config = dataclasses.replace(tiny_config, PRE_NMS_LIMIT=6000, IMAGE_MAX_DIM=1024, IMAGE_MIN_DIM=800)
     with pytest.raises(ExportError, match="PRE_NMS_LIMIT 6000.*TopK takes k <= 3840.*--clamp-pre-nms"):
