@@ -6,7 +6,7 @@ FPN and heads, in one process.
     python -m benchmarks.train_step --optimizer Adam --precisions bf16 --widths 256/1024 128/512
         # Matterport's widths against benchmarks.train_shapes' (TOP_DOWN_PYRAMID_SIZE/FPN_CLASSIF_FC_LAYERS_SIZE)
     python -m benchmarks.train_step --optimizer Adam --precisions bf16 --widths 128/512 --mask-pool-sizes 14 7
-        # 28x28 masks (Matterport's) against benchmarks.train_shapes' 14x14 (MASK_POOL_SIZE)
+        # 28x28 masks (Matterport's) against 14x14 (MASK_POOL_SIZE 7: train_shapes --mask-pool-size 7)
 
 One step is ``model.training.loop.training_step``, what ``train_model`` does per batch:
 forward (backbone to losses), backward, Matterport's global gradient clip and the update
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     side, per_step = config.IMAGE_SHAPE[0], config.IMAGES_PER_GPU
     data = TrainingData(shapes_dataset(4 * per_step, side, side, seed=1, style=SHAPES_STYLES[args.style]),
                         config, 0, 4 * per_step)
-    data.set_epoch(0)  # the batches do not depend on the widths: prepared once for every variant
+    data.set_epoch(0)  # the batches do not depend on widths or mask size: prepared once for every variant
     batches = [sample_to_device(b, "cpu") for b in batch_loader(data, 4, config, dist_utils.setup(), 0)]
     steps = {}
     for (pyramid, dense), pool, precision in itertools.product(args.widths, args.mask_pool_sizes, args.precisions):

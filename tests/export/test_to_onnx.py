@@ -65,7 +65,7 @@ def test_no_detections(model, tmp_path):
 
 
 def test_14x14_masks_export_and_match(model, tmp_path):
-    """MASK_POOL_SIZE 7 (benchmarks.train_shapes' recipe): the graph's masks are 14x14 and
+    """MASK_POOL_SIZE 7 (benchmarks.train_shapes --mask-pool-size 7): the graph's masks are 14x14 and
     the full-size masks pasted from them match PyTorch's."""
     config = dataclasses.replace(model.config, MASK_POOL_SIZE=7, MASK_SHAPE=(14, 14))
     small = MaskRCNN(config).eval()
