@@ -64,7 +64,7 @@ import torch
 
 from benchmarks import shapes_ood
 from benchmarks.common import has_bf16, markdown_table, publish
-from model.config import OPTIMIZERS, ConfigError
+from model.config import OPTIMIZERS, ConfigError, with_mask_pool_size
 from model.config_loading import setting_argument, with_settings
 from model.configs import ShapesConfig
 from model.data.augment import POLICIES
@@ -326,8 +326,8 @@ def main(argv=None) -> int:
     config = dataclasses.replace(ShapesConfig(), STEPS_PER_EPOCH=args.steps, IMAGES_PER_GPU=args.batch_size,
                                  TRAIN_BN=None, BATCH_RENORM=True,
                                  OPTIMIZER=args.optimizer, TOP_DOWN_PYRAMID_SIZE=args.pyramid_size,
-                                 FPN_CLASSIF_FC_LAYERS_SIZE=args.fc_size, MASK_POOL_SIZE=args.mask_pool_size,
-                                 MASK_SHAPE=(2 * args.mask_pool_size, 2 * args.mask_pool_size))
+                                 FPN_CLASSIF_FC_LAYERS_SIZE=args.fc_size)
+    config = with_mask_pool_size(config, args.mask_pool_size)
     try:
         config = with_settings(config, args.set)
     except ConfigError as exc:

@@ -31,7 +31,7 @@ import torch
 
 from benchmarks.common import markdown_table, publish, time_interleaved
 from benchmarks.train_shapes import DEFAULT_LR
-from model.config import OPTIMIZERS
+from model.config import OPTIMIZERS, with_mask_pool_size
 from model.configs import ShapesConfig
 from model.data.dataset import SHAPES_STYLES, shapes_dataset
 from model.data.pipeline import TrainingData
@@ -103,9 +103,10 @@ def main(argv=None) -> int:
     batches = [sample_to_device(b, "cpu") for b in batch_loader(data, 4, config, dist_utils.setup(), 0)]
     steps = {}
     for (pyramid, dense), pool, precision in itertools.product(args.widths, args.mask_pool_sizes, args.precisions):
-        config = dataclasses.replace(config, TOP_DOWN_PYRAMID_SIZE=pyramid, FPN_CLASSIF_FC_LAYERS_SIZE=dense,
-                                     MASK_POOL_SIZE=pool, MASK_SHAPE=(2 * pool, 2 * pool))
-        steps[f"{pyramid}/{dense} {2 * pool}x{2 * pool} {precision}"] = step_function(config, batches, precision)
+        config = with_mask_pool_size(dataclasses.replace(config, TOP_DOWN_PYRAMID_SIZE=pyramid,
+                                                         FPN_CLASSIF_FC_LAYERS_SIZE=dense), pool)
+        masks = "x".join(map(str, config.MASK_SHAPE))
+        steps[f"{pyramid}/{dense} {masks} {precision}"] = step_function(config, batches, precision)
     timings = time_interleaved(steps, args.runs, args.warmup)
     base = timings[0].median
     rows = [[t.name, f"{t.median:.3f}", f"{t.iqr:.3f}", f"{t.min:.3f}", f"{t.max:.3f}",

@@ -208,6 +208,12 @@ class Config:
         print("\nConfigurations:\n" + self.format() + "\n")
 
 
+def with_mask_pool_size(config: Config, pool_size: int) -> Config:
+    """``config`` with MASK_POOL_SIZE ``pool_size`` and MASK_SHAPE (2p, 2p): the pair
+    changes together (the mask head upsamples its RoI grid by 2)."""
+    return dataclasses.replace(config, MASK_POOL_SIZE=pool_size, MASK_SHAPE=(2 * pool_size, 2 * pool_size))
+
+
 @functools.lru_cache(maxsize=1)
 def _base_types() -> Dict[str, Any]:
     return typing.get_type_hints(Config)
