@@ -9,9 +9,10 @@ The sets are benchmarks.shapes_ood's (the same seed, so image k differs between 
 sets only in the factor removed; removing "small" or "crowd" draws other shape sizes or
 counts, so those sets also differ in where shapes lie). A factor whose removal gains
 much mask AP50 is one the model did not learn to handle; the full set is also scored by
-background texture (stripes, checkerboard, blotches, gradient). Evaluation as in
-benchmarks.train_shapes: float32, DETECTION_MIN_CONFIDENCE 0, IMAGE_MAX_DIM --eval-max-dim
-(192), COCO AP by pycocotools.
+background texture (stripes, checkerboard, blotches, gradient), with the shapes found and
+the false detections at score >= 0.5 (whether a low AP comes from missed shapes or from
+false ones). Evaluation as in benchmarks.train_shapes: float32, DETECTION_MIN_CONFIDENCE
+0, IMAGE_MAX_DIM --eval-max-dim (192), COCO AP by pycocotools.
 Each set is written once under --sets (kept for the next run); the report goes to
 --output.{md,json}.
 """
@@ -37,7 +38,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def score(model, folder: str, count: int, seed: int, without=()) -> dict:
     """COCO mask and box AP of ``model`` on a benchmarks.shapes_ood set written to ``folder``,
-    and mask AP of the images of each background texture ("by_background")."""
+    and mask AP and counts of the images of each background texture ("by_background")."""
     dataset = CocoDataset()
     dataset.load_coco(shapes_ood.write_set(folder, count, seed, without), folder)
     dataset.prepare()
@@ -77,9 +78,7 @@ def main(argv=None) -> int:
             f"{(time.perf_counter() - started) / 60:.1f} min.\n\n"
             + markdown_table(["factor removed", "mask AP50", "gain", "mask AP", "mask APs", "box AP50"], rows)
             + "\n\nThe full set by background texture (benchmarks.shapes_ood.BACKGROUNDS):\n\n"
-            + markdown_table(["background", "images", "mask AP50", "mask AP"],
-                             [[name, s["images"], f"{s['mask']['AP50']:.3f}", f"{s['mask']['AP']:.3f}"]
-                              for name, s in scores["(none)"]["by_background"].items()]))
+            + shapes_ood.background_table(scores["(none)"]["by_background"]))
     publish(args.output, "Out-of-distribution shapes: the cost of each factor", body,
             {"weights": args.weights, "count": args.count, "seed": args.seed, "scores": scores},
             "python -m benchmarks.train_shapes --style varied --augment default   # train on more variety")

@@ -36,10 +36,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from benchmarks.common import markdown_table
 from model.boxes import box_iou
 from model.data.coco import mask_to_bbox, rle_encode
 from model.data.dataset import SHAPE_NAMES, linear_ramp
-from model.evaluate import coco_stats
+from model.evaluate import coco_stats, detection_counts
 from runtime.files import write_text_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -204,13 +205,25 @@ def write_set(folder: str, count: int = 200, seed: int = 7, without: Iterable[st
 def by_background(dataset, results: List[dict], limit: Optional[int] = None) -> Dict[str, dict]:
     """COCO mask AP of ``results`` (model.evaluate's, over the first ``limit`` images of
     ``dataset``, a prepared CocoDataset of a set written here) on the images of each
-    background texture: {texture: {"images": n, "mask": stats}}, textures sorted."""
+    background texture: {texture: {"images": n, "mask": stats, "counts": at score >=
+    0.5 (model.evaluate.detection_counts)}}, textures sorted."""
     groups = collections.defaultdict(list)  # background -> source image ids
     for info in dataset.image_info[:limit]:
         groups[dataset.coco.imgs[info["id"]]["background"]].append(info["id"])
     categories = [c["id"] for c in dataset.class_info[1:]]
-    return {texture: {"images": len(ids), "mask": coco_stats(dataset.coco, results, "segm", ids, categories)}
+    return {texture: {"images": len(ids), "mask": coco_stats(dataset.coco, results, "segm", ids, categories),
+                      "counts": detection_counts(dataset.coco, results, "segm", ids, categories)}
             for texture, ids in sorted(groups.items())}
+
+
+def background_table(backgrounds: Dict[str, dict]) -> str:
+    """by_background's scores as a Markdown table: AP and what it is made of at score 0.5."""
+    rows = [[name, b["images"], f"{b['mask']['AP50']:.3f}", f"{b['mask']['AP']:.3f}",
+             f"{b['counts']['found']} of {b['counts']['instances']}",
+             f"{b['counts']['false']} ({b['counts']['false'] / max(b['images'], 1):.1f})"]
+            for name, b in backgrounds.items()]
+    return markdown_table(["background", "images", "mask AP50", "mask AP", "shapes found (score >= 0.5)",
+                           "false detections (per image)"], rows)
 
 
 def main(argv=None) -> int:

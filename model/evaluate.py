@@ -99,13 +99,11 @@ def mask_overlaps(masks1: np.ndarray, masks2: np.ndarray) -> np.ndarray:
     return intersections / np.maximum(union, 1e-9)
 
 
-def coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> Dict[str, float]:
-    """COCO AP (STAT_NAMES) of ``results`` against the pycocotools ``gt`` over
-    ``image_ids`` and ``category_ids``; kind "bbox" or "segm"."""
+def _coco_eval(gt, results: List[dict], kind: str, image_ids, category_ids):
+    """A pycocotools COCOeval of ``results`` over ``image_ids`` and ``category_ids``,
+    evaluated (per-image matches in ``evalImgs``) and accumulated."""
     from pycocotools.cocoeval import COCOeval
 
-    if not results:
-        return {name: 0.0 for name in STAT_NAMES}
     with contextlib.redirect_stdout(io.StringIO()):
         detections = gt.loadRes(results)
         evaluator = COCOeval(gt, detections, kind)
@@ -113,8 +111,42 @@ def coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> D
         evaluator.params.catIds = list(category_ids)  # only the classes the model knows
         evaluator.evaluate()
         evaluator.accumulate()
+    return evaluator
+
+
+def coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> Dict[str, float]:
+    """COCO AP (STAT_NAMES) of ``results`` against the pycocotools ``gt`` over
+    ``image_ids`` and ``category_ids``; kind "bbox" or "segm"."""
+    if not results:
+        return {name: 0.0 for name in STAT_NAMES}
+    evaluator = _coco_eval(gt, results, kind, image_ids, category_ids)
+    with contextlib.redirect_stdout(io.StringIO()):
         evaluator.summarize()
     return {name: float(max(value, 0.0)) for name, value in zip(STAT_NAMES, evaluator.stats[:6])}
+
+
+def detection_counts(gt, results: List[dict], kind: str, image_ids, category_ids,
+                     min_score: float = 0.5) -> Dict[str, int]:
+    """What AP50 is made of, at one operating point: COCO's own matching at IoU 0.5 (up
+    to 100 detections an image and class), counting the detections scored >= ``min_score``.
+    Returns {"instances": objects to find (crowds aside), "found": those matched,
+    "false": detections that match no object (one on a crowd region counts as neither)}."""
+    counts = {"instances": 0, "found": 0, "false": 0}
+    if not results:
+        counts["instances"] = len(gt.getAnnIds(imgIds=list(image_ids), catIds=list(category_ids), iscrowd=False))
+        return counts
+    evaluator = _coco_eval(gt, results, kind, image_ids, category_ids)
+    every_area = evaluator.params.areaRng[0]
+    for entry in evaluator.evalImgs:
+        if entry is None or entry["aRng"] != every_area:
+            continue
+        counts["instances"] += int(np.count_nonzero(~np.asarray(entry["gtIgnore"], bool)))
+        scores = np.asarray(entry["dtScores"], float)  # [D], sorted high to low
+        matched = np.asarray(entry["dtMatches"])[0] > 0  # [D] at IoU 0.5 (iouThrs[0])
+        kept = (scores >= min_score) & ~np.asarray(entry["dtIgnore"], bool)[0]
+        counts["found"] += int(np.count_nonzero(kept & matched))
+        counts["false"] += int(np.count_nonzero(kept & ~matched))
+    return counts
 
 
 def evaluate(model, dataset: Dataset, limit: Optional[int] = None, progress: bool = True) -> Evaluation:

@@ -98,6 +98,10 @@ def test_by_background_scores_each_texture_apart(tmp_path):
     assert list(scores) == sorted(scores) and len(scores) > 1
     for texture, s in scores.items():
         assert s["mask"]["AP50"] == (1.0 if texture == found else 0.0)
+        shapes = sum(1 for a in dataset.coco.dataset["annotations"] if not a["iscrowd"] and a["image_id"] < 6
+                     and textures[a["image_id"]] == texture)
+        assert s["counts"] == {"instances": shapes, "found": shapes if texture == found else 0, "false": 0}
+    assert f"| {found} | {scores[found]['images']} | 1.000 |" in shapes_ood.background_table(scores)
 
 
 def test_factor_report(tmp_path, capsys):

@@ -7,7 +7,8 @@ import pytest
 
 from model import evaluate as evaluate_cli
 from model.configs import ShapesConfig
-from model.evaluate import compute_ap
+from model.data.coco import coco_api
+from model.evaluate import compute_ap, detection_counts
 from model.maskrcnn import MaskRCNN
 from model.weights.checkpoint import save_checkpoint
 
@@ -31,6 +32,32 @@ def test_compute_ap_hand_made():
     assert ap == pytest.approx(2 / 3)
     # no predictions at all
     assert compute_ap(np.array([1]), gt[..., :1], np.zeros(0, int), np.zeros(0), masks()) == 0.0
+
+
+def test_detection_counts_match_at_iou_half_and_count_above_the_score():
+    """Two images, boxes in COCO's [x, y, w, h]: what is found, what is false, and that a
+    crowd region and a detection under the score count as neither."""
+    gt = coco_api({
+        "images": [{"id": 1, "height": 40, "width": 40}, {"id": 2, "height": 40, "width": 40}],
+        "categories": [{"id": 1, "name": "square"}, {"id": 2, "name": "circle"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [20, 20, 10, 10], "area": 100, "iscrowd": 0},
+            {"id": 3, "image_id": 1, "category_id": 1, "bbox": [20, 0, 10, 10], "area": 100, "iscrowd": 1},
+            {"id": 4, "image_id": 2, "category_id": 1, "bbox": [5, 5, 10, 10], "area": 100, "iscrowd": 0}]})
+    detections = [
+        {"image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "score": 0.9},  # found (IoU 0.68)
+        {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.8},  # a duplicate: false
+        {"image_id": 1, "category_id": 1, "bbox": [20, 0, 10, 10], "score": 0.9},  # on the crowd: neither
+        {"image_id": 1, "category_id": 1, "bbox": [20, 20, 10, 10], "score": 0.7},  # wrong class: false
+        {"image_id": 1, "category_id": 2, "bbox": [20, 20, 10, 10], "score": 0.4},  # under 0.5: neither
+        {"image_id": 2, "category_id": 1, "bbox": [10, 10, 10, 10], "score": 0.95}]  # IoU 0.14: false
+    counts = detection_counts(gt, detections, "bbox", [1, 2], [1, 2])
+    assert counts == {"instances": 3, "found": 1, "false": 3}
+    assert detection_counts(gt, detections, "bbox", [1, 2], [1, 2], min_score=0.3) == {
+        "instances": 3, "found": 2, "false": 3}
+    assert detection_counts(gt, detections, "bbox", [2], [1, 2]) == {"instances": 1, "found": 0, "false": 1}
+    assert detection_counts(gt, [], "bbox", [1, 2], [1, 2]) == {"instances": 3, "found": 0, "false": 0}
 
 
 def test_evaluate_cli_on_shapes(tmp_path, capsys):
