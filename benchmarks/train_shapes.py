@@ -30,6 +30,8 @@ factor of that set costs). --mask-pool-size 7 (14x14 masks instead of Matterport
 quarters the mask head's work; it fits more epochs but costs ~0.1 mask AP (README).
 --average-decay D keeps a moving average of the weights (model.training.average),
 reports it beside the live weights and keeps it as the artifact;
+--late-style S --late-epochs K trains the last K base-rate epochs and the fine ones on
+style S (hard backgrounds once the shapes are learned; one run measured, README);
 --schedule linear replaces the two rates after the easy epochs by a linear decay from
 --peak-lr towards zero over the epochs that fit the budget, re-planned after each epoch
 (both off by default: neither helped here, README).
@@ -195,19 +197,22 @@ def new_stage(run, args):
     return run
 
 
-def step_schedule(train, easy_set, train_set, args, budget):
+def step_schedule(train, easy_set, train_set, late_set, args, budget):
     """--schedule step: --easy-epochs on standard shapes, --style data at --lr up to
-    --epochs, then --fine-epochs at a tenth, the base-rate epochs cut to fit ``budget``.
+    --epochs, then --fine-epochs at a tenth, the base-rate epochs cut to fit ``budget``;
+    the last --late-epochs at --lr and the fine ones on ``late_set`` (--late-style).
     Returns the run and each epoch's rate."""
-    # (data, augmentation, learning rate, last epoch (None: --fine-epochs after the stage
-    # before), epochs the budget keeps in reserve after this stage's)
-    stages = ((easy_set, "flip", args.lr, args.easy_epochs, args.fine_epochs),
-              (train_set, args.augment, args.lr, args.epochs, args.fine_epochs),
-              (train_set, args.augment, args.lr / 10, None, 0))
+    late, fine = args.late_epochs, args.fine_epochs
+    # (data, augmentation, learning rate, last epoch (None: ``more`` after the stage
+    # before), more, epochs the budget keeps in reserve after this stage's)
+    stages = ((easy_set, "flip", args.lr, args.easy_epochs, 0, late + fine),
+              (train_set, args.augment, args.lr, args.epochs - late, 0, late + fine),
+              (late_set, args.augment, args.lr, None, late, fine),
+              (late_set, args.augment, args.lr / 10, None, fine, 0))
     run, rates = None, []
-    for data, augment, lr, last_epoch, reserve in stages:  # each stage trains up to its last epoch
+    for data, augment, lr, last_epoch, more, reserve in stages:  # each stage trains up to its last epoch
         done = run.epoch if run else 0
-        last_epoch = done + args.fine_epochs if last_epoch is None else last_epoch
+        last_epoch = done + more if last_epoch is None else last_epoch
         if last_epoch > done and (budget is None or budget.fits(reserve)):
             run = train(data, augment, lr, last_epoch, new_stage(run, args), reserve)
             rates += [lr] * (run.epoch - done)
@@ -286,6 +291,10 @@ def main(argv=None) -> int:
                         help="training augmentation policy (model.data.augment)")
     parser.add_argument("--style", choices=tuple(SHAPES_STYLES), default="varied",
                         help="training shapes: Matterport's toy set, or a wider variety (SHAPES_STYLES)")
+    parser.add_argument("--late-style", choices=tuple(SHAPES_STYLES),
+                        help="--schedule step: the last --late-epochs at --lr and the --fine-epochs draw this style "
+                             "instead of --style (hard backgrounds once the shapes are learned)")
+    parser.add_argument("--late-epochs", type=int, default=0, help="base-rate epochs on --late-style (see there)")
     parser.add_argument("--easy-epochs", type=int, default=3,
                         help="a curriculum: the first epochs on standard shapes with --augment flip, "
                              "then --style and --augment (the masks are learned sooner)")
@@ -311,6 +320,11 @@ def main(argv=None) -> int:
         parser.error(f"--average-decay must lie in [0, 1) (0: no average), not {args.average_decay:g}")
     if args.peak_lr is not None and (args.schedule != "linear" or args.peak_lr <= 0):
         parser.error(f"--peak-lr {args.peak_lr:g}: a positive rate, with --schedule linear")
+    if (args.late_style is None) != (args.late_epochs == 0) or args.late_epochs < 0:
+        parser.error("--late-style and --late-epochs (at least 1) go together")
+    if args.late_style and (args.schedule != "step" or args.easy_epochs + args.late_epochs > args.epochs):
+        parser.error(f"--late-epochs {args.late_epochs}: with --schedule step, and --easy-epochs + "
+                     f"--late-epochs at most --epochs ({args.epochs})")
     for flag, value in (("--batch-size", args.batch_size), ("--mask-pool-size", args.mask_pool_size)):
         if value < 1:
             parser.error(f"{flag} must be at least 1, not {value}")
@@ -340,6 +354,8 @@ def main(argv=None) -> int:
     model = MaskRCNN(config)
     easy_set = (train_set if args.style == "standard" or not args.easy_epochs  # unused without easy epochs
                 else shapes_dataset(args.train_images, side, side, TRAIN_SEED))
+    late_set = (shapes_dataset(args.train_images, side, side, TRAIN_SEED, SHAPES_STYLES[args.late_style])
+                if args.late_style else train_set)
     budget = TimeBudget(args.budget_minutes * 60) if args.budget_minutes else None
     start = time.perf_counter()
 
@@ -350,8 +366,10 @@ def main(argv=None) -> int:
                            stop_after=budget.stop_after(reserve) if budget else None,
                            average_decay=args.average_decay or None)
 
-    schedule = step_schedule if args.schedule == "step" else linear_schedule
-    run, rates = schedule(train, easy_set, train_set, args, budget)
+    if args.schedule == "step":
+        run, rates = step_schedule(train, easy_set, train_set, late_set, args, budget)
+    else:
+        run, rates = linear_schedule(train, easy_set, train_set, args, budget)
     train_seconds = time.perf_counter() - start
     last = checkpoint_path(run.run_dir, config.NAME, run.epoch)
 
@@ -404,6 +422,8 @@ def main(argv=None) -> int:
             f"--augment {args.augment}"
             + (f" after --easy-epochs {args.easy_epochs} on standard shapes with --augment flip"
                if args.easy_epochs else "")
+            + (f", the last {args.late_epochs} epochs at lr {args.lr:g} and those at a tenth on --late-style "
+               f"{args.late_style}" if args.late_style else "")
             + f". Evaluated (float32, IMAGE_MAX_DIM {args.eval_max_dim}) on {args.eval_images} held-out standard "
             f"shapes (seed {EVAL_SEED}) and the first {ood_result.images} out-of-distribution images ({ood_json})."
             + (f" The weights scored are the moving average of the live ones (decay {args.average_decay:g} per step, "

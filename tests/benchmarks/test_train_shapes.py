@@ -125,6 +125,52 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
     assert "9 epochs at lr 0.0003 + 3 at lr 3e-05 (planned 40 + 3: --budget-minutes 20 cut it)" in out
 
 
+def test_late_style_takes_the_last_base_epochs_and_the_fine_ones_within_the_budget(tmp_path, capsys, monkeypatch):
+    """100 s an epoch, 20 minutes: the varied stage ends where 2 late + 3 fine epochs
+    still fit (3 easy + 4 varied), then 2 at the base rate and 3 at a tenth on mosaics."""
+    clock, stages = [0.0], []
+    real_dataset = train_shapes.shapes_dataset
+
+    def tagged_dataset(count, height, width, seed, style=train_shapes.SHAPES_STYLES["standard"]):
+        dataset = real_dataset(count, height, width, seed, style)
+        dataset.style = next(name for name, s in train_shapes.SHAPES_STYLES.items() if s == style)
+        return dataset
+
+    def fake_train(model, dataset, val, lr, epochs, run=None, stop_after=None, **kwargs):
+        run = run or TrainingRun(run_dir=str(tmp_path))
+        start = run.epoch
+        while run.epoch < epochs:
+            clock[0] += 100
+            run.epoch += 1
+            run.history.append({"epoch": run.epoch, "loss": 1.0, "mrcnn_mask_loss": 0.5})
+            if stop_after(run):
+                break
+        stages.append((dataset.style, round(lr, 9), start, run.epoch))
+        return run
+
+    monkeypatch.setattr(train_shapes, "shapes_dataset", tagged_dataset)
+    monkeypatch.setattr(train_shapes, "train_model", fake_train)
+    monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
+    assert train_shapes.main(["--budget-minutes", "20", "--late-style", "mosaic", "--late-epochs", "2"]
+                             + stub_scoring(tmp_path, monkeypatch)) == 0
+    assert stages == [("standard", 3e-4, 0, 3), ("varied", 3e-4, 3, 7), ("mosaic", 3e-4, 7, 9),
+                      ("mosaic", 3e-5, 9, 12)] and clock[0] == 1200
+    out = capsys.readouterr().out
+    assert "9 epochs at lr 0.0003 + 3 at lr 3e-05" in out
+    assert "the last 2 epochs at lr 0.0003 and those at a tenth on --late-style mosaic" in out
+    assert json.loads((tmp_path / "r.json").read_text())["args"]["late_style"] == "mosaic"
+
+
+@pytest.mark.parametrize("argv", [["--late-style", "mosaic"], ["--late-epochs", "2"],
+                                  ["--late-style", "mosaic", "--late-epochs", "-1"],
+                                  ["--late-style", "mosaic", "--late-epochs", "2", "--schedule", "linear"],
+                                  ["--late-style", "mosaic", "--late-epochs", "38"]])
+def test_late_style_without_its_epochs_or_beyond_the_schedule_is_refused(argv, capsys):
+    with pytest.raises(SystemExit):
+        train_shapes.main(argv)
+    assert "--late-" in capsys.readouterr().err
+
+
 def test_a_weight_average_is_scored_beside_the_live_weights_and_kept(tmp_path, capsys, monkeypatch):
     """--average-decay: train_model keeps the average; the report headlines it, gives the
     live weights' figures beside it, and the artifact holds the average."""
