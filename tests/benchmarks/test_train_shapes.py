@@ -91,34 +91,40 @@ def test_time_budget_keeps_the_fine_epochs_in_reserve():
     assert ran == 5 and budget.fits(2) and not budget.fits(3)
 
 
-@pytest.mark.parametrize("carry", [False, True])
-def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, carry):
-    """An epoch takes 100 s (a fake clock) and the budget is 20 minutes: 9 epochs at the
-    base rate (3 easy + 6) and all 3 fine ones, not the planned 40 + 3. Each stage starts
-    a new optimizer unless --carry-optimizer."""
-    clock = [0.0]
-    stages, optimizer_states = [], []
+def clocked_training(monkeypatch, tmp_path):
+    """train_model stubbed on a fake clock (100 s an epoch) that TimeBudget reads. Returns
+    the clock [seconds] and the stages trained, each (dataset, lr, first epoch, last
+    epoch, the optimizer state it was given); a stage leaves {"after epoch": E}."""
+    clock, stages = [0.0], []
 
     def fake_train(model, dataset, val, lr, epochs, run=None, stop_after=None, **kwargs):
         run = run or TrainingRun(run_dir=str(tmp_path))
-        start = run.epoch
-        optimizer_states.append(run.optimizer_state)
+        start, given = run.epoch, run.optimizer_state
         while run.epoch < epochs:
             clock[0] += 100
             run.epoch += 1
             run.history.append({"epoch": run.epoch, "loss": 1.0, "mrcnn_mask_loss": 0.5})
             if stop_after(run):
                 break
-        stages.append((round(lr, 9), start, run.epoch))
+        stages.append((dataset, round(lr, 9), start, run.epoch, given))
         run.optimizer_state = {"after epoch": run.epoch}
         return run
 
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
+    return clock, stages
+
+
+@pytest.mark.parametrize("carry", [False, True])
+def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, carry):
+    """An epoch takes 100 s (a fake clock) and the budget is 20 minutes: 9 epochs at the
+    base rate (3 easy + 6) and all 3 fine ones, not the planned 40 + 3. Each stage starts
+    a new optimizer unless --carry-optimizer."""
+    clock, stages = clocked_training(monkeypatch, tmp_path)
     assert train_shapes.main(["--budget-minutes", "20"] + ["--carry-optimizer"] * carry
                              + stub_scoring(tmp_path, monkeypatch)) == 0
-    assert stages == [(3e-4, 0, 3), (3e-4, 3, 9), (3e-5, 9, 12)] and clock[0] == 1200
-    assert optimizer_states == ([None, {"after epoch": 3}, {"after epoch": 9}] if carry else [None] * 3)
+    assert [stage[1:4] for stage in stages] == [(3e-4, 0, 3), (3e-4, 3, 9), (3e-5, 9, 12)] and clock[0] == 1200
+    assert [stage[4] for stage in stages] == ([None, {"after epoch": 3}, {"after epoch": 9}] if carry else [None] * 3)
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["epochs_trained"] == {"base": 9, "fine": 3}
     out = capsys.readouterr().out
@@ -128,7 +134,6 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
 def test_late_style_takes_the_last_base_epochs_and_the_fine_ones_within_the_budget(tmp_path, capsys, monkeypatch):
     """100 s an epoch, 20 minutes: the varied stage ends where 2 late + 3 fine epochs
     still fit (3 easy + 4 varied), then 2 at the base rate and 3 at a tenth on mosaics."""
-    clock, stages = [0.0], []
     real_dataset = train_shapes.shapes_dataset
 
     def tagged_dataset(count, height, width, seed, style=train_shapes.SHAPES_STYLES["standard"]):
@@ -136,25 +141,13 @@ def test_late_style_takes_the_last_base_epochs_and_the_fine_ones_within_the_budg
         dataset.style = next(name for name, s in train_shapes.SHAPES_STYLES.items() if s == style)
         return dataset
 
-    def fake_train(model, dataset, val, lr, epochs, run=None, stop_after=None, **kwargs):
-        run = run or TrainingRun(run_dir=str(tmp_path))
-        start = run.epoch
-        while run.epoch < epochs:
-            clock[0] += 100
-            run.epoch += 1
-            run.history.append({"epoch": run.epoch, "loss": 1.0, "mrcnn_mask_loss": 0.5})
-            if stop_after(run):
-                break
-        stages.append((dataset.style, round(lr, 9), start, run.epoch))
-        return run
-
     monkeypatch.setattr(train_shapes, "shapes_dataset", tagged_dataset)
-    monkeypatch.setattr(train_shapes, "train_model", fake_train)
-    monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
+    clock, stages = clocked_training(monkeypatch, tmp_path)
     assert train_shapes.main(["--budget-minutes", "20", "--late-style", "mosaic", "--late-epochs", "2"]
                              + stub_scoring(tmp_path, monkeypatch)) == 0
-    assert stages == [("standard", 3e-4, 0, 3), ("varied", 3e-4, 3, 7), ("mosaic", 3e-4, 7, 9),
-                      ("mosaic", 3e-5, 9, 12)] and clock[0] == 1200
+    assert [(stage[0].style,) + stage[1:4] for stage in stages] == [
+        ("standard", 3e-4, 0, 3), ("varied", 3e-4, 3, 7), ("mosaic", 3e-4, 7, 9), ("mosaic", 3e-5, 9, 12)]
+    assert clock[0] == 1200
     out = capsys.readouterr().out
     assert "9 epochs at lr 0.0003 + 3 at lr 3e-05" in out
     assert "the last 2 epochs at lr 0.0003 and those at a tenth on --late-style mosaic" in out
