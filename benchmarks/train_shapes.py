@@ -31,8 +31,8 @@ quarters the mask head's work; it fits more epochs but costs ~0.1 mask AP (READM
 --average-decay D keeps a moving average of the weights (model.training.average),
 reports it beside the live weights and keeps it as the artifact;
 --late-style S --late-epochs K trains the last K base-rate epochs and the fine ones on
-style S (hard backgrounds once the shapes are learned; off by default: no lift in the one
-run measured, README);
+style S (hard backgrounds once the shapes are learned; off by default: two runs split,
+README);
 --schedule linear replaces the two rates after the easy epochs by a linear decay from
 --peak-lr towards zero over the epochs that fit the budget, re-planned after each epoch
 (both off by default: neither helped here, README).
