@@ -40,7 +40,7 @@ from benchmarks.common import markdown_table
 from model.boxes import box_iou
 from model.data.coco import mask_to_bbox, rle_encode
 from model.data.dataset import SHAPE_NAMES, linear_ramp
-from model.evaluate import coco_stats, detection_counts
+from model.evaluate import coco_scores
 from runtime.files import write_text_atomic
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -206,14 +206,15 @@ def by_background(dataset, results: List[dict], limit: Optional[int] = None) -> 
     """COCO mask AP of ``results`` (model.evaluate's, over the first ``limit`` images of
     ``dataset``, a prepared CocoDataset of a set written here) on the images of each
     background texture: {texture: {"images": n, "mask": stats, "counts": at score >=
-    0.5 (model.evaluate.detection_counts)}}, textures sorted."""
+    0.5}} (model.evaluate.coco_scores, one evaluation each), textures sorted."""
     groups = collections.defaultdict(list)  # background -> source image ids
     for info in dataset.image_info[:limit]:
         groups[dataset.coco.imgs[info["id"]]["background"]].append(info["id"])
     categories = [c["id"] for c in dataset.class_info[1:]]
-    return {texture: {"images": len(ids), "mask": coco_stats(dataset.coco, results, "segm", ids, categories),
-                      "counts": detection_counts(dataset.coco, results, "segm", ids, categories)}
-            for texture, ids in sorted(groups.items())}
+    scores = {texture: coco_scores(dataset.coco, results, "segm", ids, categories)
+              for texture, ids in sorted(groups.items())}
+    return {texture: {"images": len(groups[texture]), "mask": stats, "counts": counts}
+            for texture, (stats, counts) in scores.items()}
 
 
 def background_table(backgrounds: Dict[str, dict]) -> str:

@@ -17,7 +17,7 @@ import io
 import json
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -99,11 +99,19 @@ def mask_overlaps(masks1: np.ndarray, masks2: np.ndarray) -> np.ndarray:
     return intersections / np.maximum(union, 1e-9)
 
 
-def _coco_eval(gt, results: List[dict], kind: str, image_ids, category_ids):
-    """A pycocotools COCOeval of ``results`` over ``image_ids`` and ``category_ids``,
-    evaluated (per-image matches in ``evalImgs``) and accumulated."""
+def coco_scores(gt, results: List[dict], kind: str, image_ids, category_ids,
+                min_score: float = 0.5) -> Tuple[Dict[str, float], Dict[str, int]]:
+    """One pycocotools evaluation of ``results`` against ``gt`` over ``image_ids`` and
+    ``category_ids`` (kind "bbox" or "segm"), read two ways: COCO AP (STAT_NAMES), and
+    what AP50 is made of at one operating point, COCO's own matching at IoU 0.5 (up to 100
+    detections an image and class) counting the detections scored >= ``min_score``:
+    {"instances": objects to find (crowds aside), "found": those matched, "false":
+    detections that match no object (one on a crowd region counts as neither)}."""
     from pycocotools.cocoeval import COCOeval
 
+    if not results:
+        instances = len(gt.getAnnIds(imgIds=list(image_ids), catIds=list(category_ids), iscrowd=False))
+        return {name: 0.0 for name in STAT_NAMES}, {"instances": instances, "found": 0, "false": 0}
     with contextlib.redirect_stdout(io.StringIO()):
         detections = gt.loadRes(results)
         evaluator = COCOeval(gt, detections, kind)
@@ -111,31 +119,14 @@ def _coco_eval(gt, results: List[dict], kind: str, image_ids, category_ids):
         evaluator.params.catIds = list(category_ids)  # only the classes the model knows
         evaluator.evaluate()
         evaluator.accumulate()
-    return evaluator
-
-
-def coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> Dict[str, float]:
-    """COCO AP (STAT_NAMES) of ``results`` against the pycocotools ``gt`` over
-    ``image_ids`` and ``category_ids``; kind "bbox" or "segm"."""
-    if not results:
-        return {name: 0.0 for name in STAT_NAMES}
-    evaluator = _coco_eval(gt, results, kind, image_ids, category_ids)
-    with contextlib.redirect_stdout(io.StringIO()):
         evaluator.summarize()
-    return {name: float(max(value, 0.0)) for name, value in zip(STAT_NAMES, evaluator.stats[:6])}
+    stats = {name: float(max(value, 0.0)) for name, value in zip(STAT_NAMES, evaluator.stats[:6])}
+    return stats, _match_counts(evaluator, min_score)
 
 
-def detection_counts(gt, results: List[dict], kind: str, image_ids, category_ids,
-                     min_score: float = 0.5) -> Dict[str, int]:
-    """What AP50 is made of, at one operating point: COCO's own matching at IoU 0.5 (up
-    to 100 detections an image and class), counting the detections scored >= ``min_score``.
-    Returns {"instances": objects to find (crowds aside), "found": those matched,
-    "false": detections that match no object (one on a crowd region counts as neither)}."""
+def _match_counts(evaluator, min_score: float) -> Dict[str, int]:
+    """coco_scores' counts from an evaluated COCOeval's per-image matches (``evalImgs``)."""
     counts = {"instances": 0, "found": 0, "false": 0}
-    if not results:
-        counts["instances"] = len(gt.getAnnIds(imgIds=list(image_ids), catIds=list(category_ids), iscrowd=False))
-        return counts
-    evaluator = _coco_eval(gt, results, kind, image_ids, category_ids)
     every_area = evaluator.params.areaRng[0]
     for entry in evaluator.evalImgs:
         if entry is None or entry["aRng"] != every_area:
@@ -147,6 +138,17 @@ def detection_counts(gt, results: List[dict], kind: str, image_ids, category_ids
         counts["found"] += int(np.count_nonzero(kept & matched))
         counts["false"] += int(np.count_nonzero(kept & ~matched))
     return counts
+
+
+def coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> Dict[str, float]:
+    """COCO AP (STAT_NAMES) of ``results``: coco_scores' first half."""
+    return coco_scores(gt, results, kind, image_ids, category_ids)[0]
+
+
+def detection_counts(gt, results: List[dict], kind: str, image_ids, category_ids,
+                     min_score: float = 0.5) -> Dict[str, int]:
+    """Objects found and false detections at score >= ``min_score``: coco_scores' second half."""
+    return coco_scores(gt, results, kind, image_ids, category_ids, min_score)[1]
 
 
 def evaluate(model, dataset: Dataset, limit: Optional[int] = None, progress: bool = True) -> Evaluation:

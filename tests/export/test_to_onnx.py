@@ -12,6 +12,7 @@ import torch
 from export import to_onnx, to_trt
 from export.to_onnx import ExportError, export_config, export_onnx
 from export.verify import verify_against_torch
+from model.config import with_mask_pool_size
 from model.maskrcnn import MaskRCNN
 from model.weights.checkpoint import save_checkpoint
 from runtime.detector import OnnxDetector
@@ -67,7 +68,7 @@ def test_no_detections(model, tmp_path):
 def test_14x14_masks_export_and_match(model, tmp_path):
     """MASK_POOL_SIZE 7 (benchmarks.train_shapes --mask-pool-size 7): the graph's masks are 14x14 and
     the full-size masks pasted from them match PyTorch's."""
-    config = dataclasses.replace(model.config, MASK_POOL_SIZE=7, MASK_SHAPE=(14, 14))
+    config = with_mask_pool_size(model.config, 7)
     small = MaskRCNN(config).eval()
     small.load_state_dict(model.state_dict())  # no weight depends on the mask size
     path = str(tmp_path / "masks14.onnx")
