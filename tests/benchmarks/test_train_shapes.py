@@ -37,14 +37,19 @@ def trained_to(run, epochs, run_dir):
 
 
 @pytest.mark.parametrize("easy, expected", [
-    (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
-    (0, [("varied", "default", 3e-4, 40), ("varied", "default", 3e-5, 43)]),
+    (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 34), ("mosaic", "default", 3e-4, 40),
+         ("mosaic", "default", 3e-5, 43)]),
+    (0, [("varied", "default", 3e-4, 34), ("mosaic", "default", 3e-4, 40), ("mosaic", "default", 3e-5, 43)]),
 ])
 def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
+    """The default schedule: --easy-epochs on standard shapes, varied ones, the last 6
+    base-rate epochs and the fine ones on mosaics (--late-epochs 6 --late-style mosaic)."""
     stages = []
 
     def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
-        style = "varied" if "noise" in dataset.image_info[0] else "standard"
+        drawn = dataset.image_info
+        style = ("mosaic" if any("mosaic" in info for info in drawn) else "varied" if "noise" in drawn[0]
+                 else "standard")
         stages.append((style, kwargs["augmentation"], round(lr, 9), epochs))
         assert (kwargs["seed"], kwargs["keep_checkpoints"]) == (7, 2)
         return trained_to(run, epochs, tmp_path)
@@ -121,7 +126,7 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
     base rate (3 easy + 6) and all 3 fine ones, not the planned 40 + 3. Each stage starts
     a new optimizer unless --carry-optimizer."""
     clock, stages = clocked_training(monkeypatch, tmp_path)
-    assert train_shapes.main(["--budget-minutes", "20"] + ["--carry-optimizer"] * carry
+    assert train_shapes.main(["--budget-minutes", "20", "--late-epochs", "0"] + ["--carry-optimizer"] * carry
                              + stub_scoring(tmp_path, monkeypatch)) == 0
     assert [stage[1:4] for stage in stages] == [(3e-4, 0, 3), (3e-4, 3, 9), (3e-5, 9, 12)] and clock[0] == 1200
     assert [stage[4] for stage in stages] == ([None, {"after epoch": 3}, {"after epoch": 9}] if carry else [None] * 3)
@@ -154,11 +159,10 @@ def test_late_style_takes_the_last_base_epochs_and_the_fine_ones_within_the_budg
     assert json.loads((tmp_path / "r.json").read_text())["args"]["late_style"] == "mosaic"
 
 
-@pytest.mark.parametrize("argv", [["--late-style", "mosaic"], ["--late-epochs", "2"],
-                                  ["--late-style", "mosaic", "--late-epochs", "-1"],
-                                  ["--late-style", "mosaic", "--late-epochs", "2", "--schedule", "linear"],
-                                  ["--late-style", "mosaic", "--late-epochs", "38"]])
-def test_late_style_without_its_epochs_or_beyond_the_schedule_is_refused(argv, capsys):
+@pytest.mark.parametrize("argv", [["--late-epochs", "-1"], ["--schedule", "linear"],
+                                  ["--late-style", "periodic", "--late-epochs", "2", "--schedule", "linear"],
+                                  ["--late-epochs", "38"]])
+def test_late_epochs_negative_with_a_linear_schedule_or_beyond_the_schedule_are_refused(argv, capsys):
     with pytest.raises(SystemExit):
         train_shapes.main(argv)
     assert "--late-" in capsys.readouterr().err
@@ -190,7 +194,7 @@ def test_a_weight_average_is_scored_beside_the_live_weights_and_kept(tmp_path, c
     monkeypatch.setattr(train_shapes, "save_checkpoint", lambda path, model, *a, **k: saved.append(
         (path, getattr(model, "averaged", False), k["source"])))
     assert train_shapes.main(["--average-decay", "0.999"] + stub_scoring(tmp_path, monkeypatch, fake_evaluate)) == 0
-    assert decays == [0.999] * 3
+    assert decays == [0.999] * 4  # easy, varied, late and fine stages
     assert saved and saved[0][:2] == (str(tmp_path / "a.pt"), True) and "decay 0.999" in saved[0][2]
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["evaluation_ood"]["mask"]["AP50"] == 0.75
@@ -239,8 +243,8 @@ def test_linear_schedule_plans_the_decay_within_the_budget(tmp_path, capsys, mon
 
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     monkeypatch.setattr(train_shapes, "TimeBudget", functools.partial(train_shapes.TimeBudget, clock=lambda: clock[0]))
-    assert train_shapes.main(["--budget-minutes", "20", "--schedule", "linear", "--peak-lr", "9e-4"]
-                             + stub_scoring(tmp_path, monkeypatch)) == 0
+    assert train_shapes.main(["--budget-minutes", "20", "--schedule", "linear", "--peak-lr", "9e-4",
+                              "--late-epochs", "0"] + stub_scoring(tmp_path, monkeypatch)) == 0
     assert calls[0] == (3e-4, 0, 3, None)
     assert [c[:3] for c in calls[1:]] == [(round(9e-4 * f, 9), 3 + k, 4 + k)
                                           for k, f in enumerate((1, 5 / 6, 4 / 6, 3 / 6, 2 / 6, 1 / 6))]
@@ -265,7 +269,7 @@ def test_widths_and_mask_size_reach_the_model_and_the_report(argv, masks, tmp_pa
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     assert train_shapes.main(["--pyramid-size", "64", "--fc-size", "128"] + argv
                              + stub_scoring(tmp_path, monkeypatch)) == 0
-    assert seen == [(64, 64, 128, masks, (2 * masks, 2 * masks))] * 3
+    assert seen == [(64, 64, 128, masks, (2 * masks, 2 * masks))] * 4  # one per stage
     assert (f"TOP_DOWN_PYRAMID_SIZE 64, FPN_CLASSIF_FC_LAYERS_SIZE 128, MASK_POOL_SIZE {masks} "
             f"({2 * masks}x{2 * masks} masks);") in capsys.readouterr().out
 
@@ -282,7 +286,7 @@ def test_batch_size_reaches_the_config_and_keeps_an_epoch_at_400_images(argv, ex
 
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     assert train_shapes.main(argv + stub_scoring(tmp_path, monkeypatch)) == 0
-    assert seen == [expected] * 3
+    assert seen == [expected] * 4
     assert f"{expected[1]} steps of {expected[0]} images each;" in capsys.readouterr().out
     for flag in ("--batch-size", "--mask-pool-size"):
         with pytest.raises(SystemExit):
@@ -301,7 +305,7 @@ def test_set_reaches_the_config_and_the_report_and_bad_values_are_refused(tmp_pa
     common = stub_scoring(tmp_path, monkeypatch)
     argv = ["--set", "TRAIN_ROIS_PER_IMAGE=50", "--set", "ROI_POSITIVE_RATIO=0.2"]
     assert train_shapes.main(argv + common) == 0
-    assert configs == [(50, 0.2)] * 3
+    assert configs == [(50, 0.2)] * 4
     assert "TRAIN_ROIS_PER_IMAGE 50 (--set); ROI_POSITIVE_RATIO 0.2 (--set);" in capsys.readouterr().out
     assert json.loads((tmp_path / "r.json").read_text())["args"]["set"] == [["TRAIN_ROIS_PER_IMAGE", 50],
                                                                           ["ROI_POSITIVE_RATIO", 0.2]]
