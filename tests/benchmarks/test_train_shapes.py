@@ -333,13 +333,13 @@ def test_eval_max_dim_molds_the_held_out_sets_only_and_bad_sizes_are_refused(tmp
     common = stub_scoring(tmp_path, monkeypatch, fake_evaluate)
     assert train_shapes.main(common) == 0
     assert train_shapes.main(common + ["--eval-max-dim", "256"]) == 0
-    assert trained == [128] * 6 and scored == [(192, 0.0)] * 2 + [(256, 0.0)] * 2
+    assert trained == [128] * 8 and scored == [(192, 0.0)] * 2 + [(256, 0.0)] * 2  # two runs of four stages
     out = capsys.readouterr().out
     assert "Evaluated (float32, IMAGE_MAX_DIM 192)" in out and "--set IMAGE_MAX_DIM=256" in out
     assert json.loads((tmp_path / "r.json").read_text())["args"]["eval_max_dim"] == 256
     with pytest.raises(SystemExit):
         train_shapes.main(common + ["--eval-max-dim", "100"])
-    assert "IMAGE_MAX_DIM must be a multiple of 64" in capsys.readouterr().err and trained == [128] * 6
+    assert "IMAGE_MAX_DIM must be a multiple of 64" in capsys.readouterr().err and trained == [128] * 8
     model = types.SimpleNamespace(config=ShapesConfig())
     train_shapes.score_held_out(model, train_shapes.held_out_sets(2, 128, str(tmp_path / "ood")), 2, 192)
     assert scored[-1] == (192, 0.0) and model.config == ShapesConfig()  # restored for what comes after
