@@ -337,6 +337,7 @@ def main(argv=None) -> int:
         args.epochs, args.fine_epochs, args.steps, args.eval_images = 1, 1, 5, 10
         args.easy_epochs, args.late_epochs = min(args.easy_epochs, 1), 0
         args.output += "_quick"
+    args.late_style = args.late_style if args.late_epochs else None  # the report names no style unused
     if args.threads:
         torch.set_num_threads(args.threads)
     precision = args.precision if args.precision != "auto" else ("bf16" if has_bf16() else "fp32")

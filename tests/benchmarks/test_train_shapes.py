@@ -131,7 +131,7 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
     assert [stage[1:4] for stage in stages] == [(3e-4, 0, 3), (3e-4, 3, 9), (3e-5, 9, 12)] and clock[0] == 1200
     assert [stage[4] for stage in stages] == ([None, {"after epoch": 3}, {"after epoch": 9}] if carry else [None] * 3)
     report = json.loads((tmp_path / "r.json").read_text())
-    assert report["epochs_trained"] == {"base": 9, "fine": 3}
+    assert report["epochs_trained"] == {"base": 9, "fine": 3} and report["args"]["late_style"] is None
     out = capsys.readouterr().out
     assert "9 epochs at lr 0.0003 + 3 at lr 3e-05 (planned 40 + 3: --budget-minutes 20 cut it)" in out
 
