@@ -145,12 +145,6 @@ def coco_stats(gt, results: List[dict], kind: str, image_ids, category_ids) -> D
     return coco_scores(gt, results, kind, image_ids, category_ids)[0]
 
 
-def detection_counts(gt, results: List[dict], kind: str, image_ids, category_ids,
-                     min_score: float = 0.5) -> Dict[str, int]:
-    """Objects found and false detections at score >= ``min_score``: coco_scores' second half."""
-    return coco_scores(gt, results, kind, image_ids, category_ids, min_score)[1]
-
-
 def evaluate(model, dataset: Dataset, limit: Optional[int] = None, progress: bool = True) -> Evaluation:
     """Run ``model.detect`` over the dataset (its first ``limit`` images) and score it.
 

@@ -36,6 +36,18 @@ def trained_to(run, epochs, run_dir):
     return run
 
 
+def tag_styles(monkeypatch):
+    """shapes_dataset patched so that each dataset main draws names its style (``.style``)."""
+    real_dataset = train_shapes.shapes_dataset
+
+    def tagged_dataset(count, height, width, seed, style=train_shapes.SHAPES_STYLES["standard"]):
+        dataset = real_dataset(count, height, width, seed, style)
+        dataset.style = next(name for name, s in train_shapes.SHAPES_STYLES.items() if s == style)
+        return dataset
+
+    monkeypatch.setattr(train_shapes, "shapes_dataset", tagged_dataset)
+
+
 @pytest.mark.parametrize("easy, expected", [
     (3, [("standard", "flip", 3e-4, 3), ("varied", "default", 3e-4, 34), ("mosaic", "default", 3e-4, 40),
          ("mosaic", "default", 3e-5, 43)]),
@@ -47,13 +59,11 @@ def test_curriculum_stages(easy, expected, tmp_path, capsys, monkeypatch):
     stages = []
 
     def fake_train(model, dataset, val, lr, epochs, run=None, **kwargs):
-        drawn = dataset.image_info
-        style = ("mosaic" if any("mosaic" in info for info in drawn) else "varied" if "noise" in drawn[0]
-                 else "standard")
-        stages.append((style, kwargs["augmentation"], round(lr, 9), epochs))
+        stages.append((dataset.style, kwargs["augmentation"], round(lr, 9), epochs))
         assert (kwargs["seed"], kwargs["keep_checkpoints"]) == (7, 2)
         return trained_to(run, epochs, tmp_path)
 
+    tag_styles(monkeypatch)
     monkeypatch.setattr(train_shapes, "train_model", fake_train)
     assert train_shapes.main(["--easy-epochs", str(easy), "--seed", "7"] + stub_scoring(tmp_path, monkeypatch)) == 0
     assert stages == expected
@@ -139,14 +149,7 @@ def test_budget_cuts_the_base_rate_epochs_first(tmp_path, capsys, monkeypatch, c
 def test_late_style_takes_the_last_base_epochs_and_the_fine_ones_within_the_budget(tmp_path, capsys, monkeypatch):
     """100 s an epoch, 20 minutes: the varied stage ends where 2 late + 3 fine epochs
     still fit (3 easy + 4 varied), then 2 at the base rate and 3 at a tenth on mosaics."""
-    real_dataset = train_shapes.shapes_dataset
-
-    def tagged_dataset(count, height, width, seed, style=train_shapes.SHAPES_STYLES["standard"]):
-        dataset = real_dataset(count, height, width, seed, style)
-        dataset.style = next(name for name, s in train_shapes.SHAPES_STYLES.items() if s == style)
-        return dataset
-
-    monkeypatch.setattr(train_shapes, "shapes_dataset", tagged_dataset)
+    tag_styles(monkeypatch)
     clock, stages = clocked_training(monkeypatch, tmp_path)
     assert train_shapes.main(["--budget-minutes", "20", "--late-style", "mosaic", "--late-epochs", "2"]
                              + stub_scoring(tmp_path, monkeypatch)) == 0

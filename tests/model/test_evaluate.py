@@ -8,7 +8,7 @@ import pytest
 from model import evaluate as evaluate_cli
 from model.configs import ShapesConfig
 from model.data.coco import coco_api
-from model.evaluate import compute_ap, detection_counts
+from model.evaluate import coco_scores, compute_ap
 from model.maskrcnn import MaskRCNN
 from model.weights.checkpoint import save_checkpoint
 
@@ -34,7 +34,7 @@ def test_compute_ap_hand_made():
     assert compute_ap(np.array([1]), gt[..., :1], np.zeros(0, int), np.zeros(0), masks()) == 0.0
 
 
-def test_detection_counts_match_at_iou_half_and_count_above_the_score():
+def test_coco_scores_counts_matches_at_iou_half_above_the_score():
     """Two images, boxes in COCO's [x, y, w, h]: what is found, what is false, and that a
     crowd region and a detection under the score count as neither."""
     gt = coco_api({
@@ -52,12 +52,14 @@ def test_detection_counts_match_at_iou_half_and_count_above_the_score():
         {"image_id": 1, "category_id": 1, "bbox": [20, 20, 10, 10], "score": 0.7},  # wrong class: false
         {"image_id": 1, "category_id": 2, "bbox": [20, 20, 10, 10], "score": 0.4},  # under 0.5: neither
         {"image_id": 2, "category_id": 1, "bbox": [10, 10, 10, 10], "score": 0.95}]  # IoU 0.14: false
-    counts = detection_counts(gt, detections, "bbox", [1, 2], [1, 2])
-    assert counts == {"instances": 3, "found": 1, "false": 3}
-    assert detection_counts(gt, detections, "bbox", [1, 2], [1, 2], min_score=0.3) == {
+    def counts(*args, **kwargs):  # coco_scores' second half: what AP50 is made of
+        return coco_scores(gt, *args, **kwargs)[1]
+
+    assert counts(detections, "bbox", [1, 2], [1, 2]) == {"instances": 3, "found": 1, "false": 3}
+    assert counts(detections, "bbox", [1, 2], [1, 2], min_score=0.3) == {
         "instances": 3, "found": 2, "false": 3}
-    assert detection_counts(gt, detections, "bbox", [2], [1, 2]) == {"instances": 1, "found": 0, "false": 1}
-    assert detection_counts(gt, [], "bbox", [1, 2], [1, 2]) == {"instances": 3, "found": 0, "false": 0}
+    assert counts(detections, "bbox", [2], [1, 2]) == {"instances": 1, "found": 0, "false": 1}
+    assert counts([], "bbox", [1, 2], [1, 2]) == {"instances": 3, "found": 0, "false": 0}
 
 
 def test_evaluate_cli_on_shapes(tmp_path, capsys):
